@@ -1,0 +1,51 @@
+# Shared settings for the hermetic engine scripts. Sourced, never run.
+#
+# Heavy, reusable things (binaries, base images, the Go SDK image, engine
+# state) live outside the checkout under $BOTCORE_CACHE, keyed by what produced
+# them, so a fresh clone on a machine that already built them starts in seconds
+# while a new machine still builds everything from scratch.
+
+set -euo pipefail
+
+ENGINE_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$ENGINE_SRC/../.." && pwd)
+
+DAGGER_VERSION=v0.19.10
+BOTCORE_CACHE=${BOTCORE_CACHE:-/var/cache/bot-core}
+REGISTRY_ADDR=${BOTCORE_REGISTRY_ADDR:-127.0.0.1:5000}
+ENGINE_SOCK=/run/dagger/engine.sock
+RUN_DIR=$BOTCORE_CACHE/run          # pids and logs of the running engine and registry
+DEBIAN_MIRROR_SOURCES=/etc/apt/sources.list.d/debian.sources
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# key FILE... prints a short hash of the files' contents plus extra words given
+# after --, so a cache entry changes whenever its recipe does.
+key() {
+  local files=() extra=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = -- ]; then shift; extra=("$@"); break; fi
+    files+=("$1"); shift
+  done
+  { cat "${files[@]}"; printf '%s\n' "${extra[@]}"; } | sha256sum | cut -c1-16
+}
+
+go_version() { go env GOVERSION; }
+
+bin_dir() {
+  echo "$BOTCORE_CACHE/engine-bin/$(key "$ENGINE_SRC/go.mod" "$ENGINE_SRC/go.sum" "$ENGINE_SRC"/distconsts/* "$ENGINE_SRC/build-binaries.sh" "$ENGINE_SRC/mkimage/main.go" -- "$DAGGER_VERSION" "$(go_version)")"
+}
+
+# Runs "$@" writing its output to $RUN_DIR/logs/NAME.log; on failure shows the
+# tail so the user sees the cause, not a wall of unrelated output.
+logged() {
+  local name=$1; shift
+  mkdir -p "$RUN_DIR/logs"
+  local f="$RUN_DIR/logs/$name.log"
+  if ! "$@" >"$f" 2>&1; then
+    tail -n 30 "$f" >&2
+    die "$name failed (full log: $f)"
+  fi
+}

@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// upScript runs hack/engine/up.sh with its cache pointed at a fresh directory,
+// so the warm fast path of the real engine cannot answer for it, and returns
+// the exit code and stderr.
+func upScript(t *testing.T, wrap []string, env ...string) (int, string, string) {
+	t.Helper()
+	cache := t.TempDir()
+	args := append(wrap, filepath.Join(repoRoot(t), "hack", "engine", "up.sh"))
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), append([]string{"BOTCORE_CACHE=" + cache}, env...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stderr.String(), cache
+}
+
+// A missing prerequisite stops the bootstrap before it builds or starts
+// anything, with exactly one "error:" line saying what to do.
+func TestBootstrapPreflightErrors(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("these tests need root, as hack/engine/up.sh does")
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+
+	cases := []struct {
+		name string
+		wrap []string
+		env  []string
+		want string
+	}{
+		{"not root", []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, nil, "must run as root"},
+		{"port taken", nil, []string{"BOTCORE_REGISTRY_ADDR=" + taken.Addr().String()}, "is taken"},
+		// A tmpfs over /proc/sys/fs in a private mount namespace hides binfmt_misc,
+		// as on a kernel built without it.
+		{"no binfmt", []string{"unshare", "--mount", "--propagation", "private", "sh", "-c", `mount -t tmpfs none /proc/sys/fs && exec "$0"`}, nil, "no binfmt_misc support"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stderr, cache := upScript(t, c.wrap, c.env...)
+			if code == 0 {
+				t.Fatalf("up.sh succeeded; stderr:\n%s", stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "error: ") || !strings.Contains(lines[0], c.want) {
+				t.Fatalf("want one line 'error: ...%s...', got:\n%s", c.want, stderr)
+			}
+			for _, heavy := range []string{"engine-bin", "images", "go-sdk", "registry"} {
+				if _, err := os.Stat(filepath.Join(cache, heavy)); err == nil {
+					t.Errorf("%s was created although the bootstrap stopped at preflight", heavy)
+				}
+			}
+		})
+	}
+
+	t.Run("disk full", func(t *testing.T) {
+		// A 64 MiB tmpfs stands for a nearly full disk.
+		dir := t.TempDir()
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "botcore-test", dir).CombinedOutput(); err != nil {
+			t.Fatalf("mount tmpfs: %v %s", err, out)
+		}
+		defer exec.Command("umount", dir).Run()
+		cmd := exec.Command(filepath.Join(repoRoot(t), "hack", "engine", "up.sh"))
+		cmd.Env = append(os.Environ(), "BOTCORE_CACHE="+dir)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("up.sh succeeded on a 64 MiB disk:\n%s", out)
+		}
+		if s := strings.TrimSpace(string(out)); strings.Count(s, "\n") != 0 || !strings.Contains(s, "GiB free") {
+			t.Fatalf("want one line about free space, got:\n%s", out)
+		}
+	})
+}
