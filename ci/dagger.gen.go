@@ -56,16 +56,46 @@ func convertSlice[I any, O any](in []I, f func(I) O) []O {
 }
 
 func (r BotCore) MarshalJSON() ([]byte, error) {
-	var concrete struct{}
+	var concrete struct {
+		Source        *dagger.Directory
+		RustBuilder   string
+		RustRuntime   string
+		PythonBuilder string
+		PythonRuntime string
+		NodeBuilder   string
+		NodeRuntime   string
+	}
+	concrete.Source = r.Source
+	concrete.RustBuilder = r.RustBuilder
+	concrete.RustRuntime = r.RustRuntime
+	concrete.PythonBuilder = r.PythonBuilder
+	concrete.PythonRuntime = r.PythonRuntime
+	concrete.NodeBuilder = r.NodeBuilder
+	concrete.NodeRuntime = r.NodeRuntime
 	return json.Marshal(&concrete)
 }
 
 func (r *BotCore) UnmarshalJSON(bs []byte) error {
-	var concrete struct{}
+	var concrete struct {
+		Source        *dagger.Directory
+		RustBuilder   string
+		RustRuntime   string
+		PythonBuilder string
+		PythonRuntime string
+		NodeBuilder   string
+		NodeRuntime   string
+	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
 		return err
 	}
+	r.Source = concrete.Source
+	r.RustBuilder = concrete.RustBuilder
+	r.RustRuntime = concrete.RustRuntime
+	r.PythonBuilder = concrete.PythonBuilder
+	r.PythonRuntime = concrete.PythonRuntime
+	r.NodeBuilder = concrete.NodeBuilder
+	r.NodeRuntime = concrete.NodeRuntime
 	return nil
 }
 
@@ -188,41 +218,216 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 	switch parentName {
 	case "BotCore":
 		switch fnName {
-		case "ContainerEcho":
+		case "Build":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)
 			if err != nil {
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
-			var stringArg string
-			if inputArgs["stringArg"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["stringArg"]), &stringArg)
+			var service string
+			if inputArgs["service"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["service"]), &service)
 				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg stringArg", err))
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg service", err))
 				}
 			}
-			return (*BotCore).ContainerEcho(&parent, stringArg), nil
-		case "GrepDir":
+			var platform dagger.Platform
+			if inputArgs["platform"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["platform"]), &platform)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg platform", err))
+				}
+			}
+			var version string
+			if inputArgs["version"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["version"]), &version)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg version", err))
+				}
+			}
+			var sourceDateEpoch int
+			if inputArgs["sourceDateEpoch"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["sourceDateEpoch"]), &sourceDateEpoch)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg sourceDateEpoch", err))
+				}
+			}
+			return (*BotCore).Build(&parent, ctx, service, platform, version, sourceDateEpoch)
+		case "BuildAll":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)
 			if err != nil {
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
-			var directoryArg *dagger.Directory
-			if inputArgs["directoryArg"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["directoryArg"]), &directoryArg)
+			var version string
+			if inputArgs["version"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["version"]), &version)
 				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg directoryArg", err))
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg version", err))
 				}
 			}
-			var pattern string
-			if inputArgs["pattern"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["pattern"]), &pattern)
+			var services []string
+			if inputArgs["services"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["services"]), &services)
 				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pattern", err))
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg services", err))
 				}
 			}
-			return (*BotCore).GrepDir(&parent, ctx, directoryArg, pattern)
+			var platforms string
+			if inputArgs["platforms"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["platforms"]), &platforms)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg platforms", err))
+				}
+			}
+			var registry string
+			if inputArgs["registry"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["registry"]), &registry)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg registry", err))
+				}
+			}
+			var registryUsername string
+			if inputArgs["registryUsername"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["registryUsername"]), &registryUsername)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg registryUsername", err))
+				}
+			}
+			var registryPassword *dagger.Secret
+			if inputArgs["registryPassword"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["registryPassword"]), &registryPassword)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg registryPassword", err))
+				}
+			}
+			var registryService *dagger.Service
+			if inputArgs["registryService"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["registryService"]), &registryService)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg registryService", err))
+				}
+			}
+			var buildOnly bool
+			if inputArgs["buildOnly"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["buildOnly"]), &buildOnly)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg buildOnly", err))
+				}
+			}
+			var gitRef string
+			if inputArgs["gitRef"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["gitRef"]), &gitRef)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg gitRef", err))
+				}
+			}
+			var gitSha string
+			if inputArgs["gitSha"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["gitSha"]), &gitSha)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg gitSha", err))
+				}
+			}
+			var pr int
+			if inputArgs["pr"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pr"]), &pr)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pr", err))
+				}
+			}
+			var sourceUrl string
+			if inputArgs["sourceUrl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["sourceUrl"]), &sourceUrl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg sourceUrl", err))
+				}
+			}
+			var sourceDateEpoch int
+			if inputArgs["sourceDateEpoch"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["sourceDateEpoch"]), &sourceDateEpoch)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg sourceDateEpoch", err))
+				}
+			}
+			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch)
+		case "Services":
+			var parent BotCore
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*BotCore).Services(&parent, ctx)
+		case "Smoke":
+			var parent BotCore
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var platform dagger.Platform
+			if inputArgs["platform"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["platform"]), &platform)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg platform", err))
+				}
+			}
+			return (*BotCore).Smoke(&parent, ctx, platform)
+		case "":
+			var parent BotCore
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var source *dagger.Directory
+			if inputArgs["source"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["source"]), &source)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg source", err))
+				}
+			}
+			var rustBuilder string
+			if inputArgs["rustBuilder"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["rustBuilder"]), &rustBuilder)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg rustBuilder", err))
+				}
+			}
+			var rustRuntime string
+			if inputArgs["rustRuntime"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["rustRuntime"]), &rustRuntime)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg rustRuntime", err))
+				}
+			}
+			var pythonBuilder string
+			if inputArgs["pythonBuilder"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pythonBuilder"]), &pythonBuilder)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pythonBuilder", err))
+				}
+			}
+			var pythonRuntime string
+			if inputArgs["pythonRuntime"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pythonRuntime"]), &pythonRuntime)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pythonRuntime", err))
+				}
+			}
+			var nodeBuilder string
+			if inputArgs["nodeBuilder"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["nodeBuilder"]), &nodeBuilder)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg nodeBuilder", err))
+				}
+			}
+			var nodeRuntime string
+			if inputArgs["nodeRuntime"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["nodeRuntime"]), &nodeRuntime)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg nodeRuntime", err))
+				}
+			}
+			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime), nil
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

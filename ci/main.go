@@ -1,21 +1,86 @@
 // Builds, scans, signs and publishes the bot-core service images.
 //
-// The same functions run on a laptop (`dagger call ...`), in GitHub Actions
-// and offline against mirrored base images.
+// The same functions run on a laptop (`dagger call build-all --version v1.0.0`),
+// in GitHub Actions and offline against mirrored base images.
 package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
+	"dagger/bot-core/builder"
 	"dagger/bot-core/internal/dagger"
+
+	"github.com/bot-core/delivery/pipelines/plan"
 )
 
 // Debian base every platform check runs in. Resolved through the engine's
 // docker.io mirror, so it works offline against hack/engine's registry.
 const debianBase = "debian:bookworm-slim"
 
-type BotCore struct{}
+type BotCore struct {
+	// Source tree holding services.yaml and the services.
+	Source *dagger.Directory
+	// Base images of the builders and runtimes (see New). Plain fields: the
+	// object's state crosses calls as JSON of its exported fields.
+	RustBuilder, RustRuntime     string
+	PythonBuilder, PythonRuntime string
+	NodeBuilder, NodeRuntime     string
+}
+
+func (m *BotCore) images() builder.Images {
+	return builder.Images{
+		RustBuilder: m.RustBuilder, RustRuntime: m.RustRuntime,
+		PythonBuilder: m.PythonBuilder, PythonRuntime: m.PythonRuntime,
+		NodeBuilder: m.NodeBuilder, NodeRuntime: m.NodeRuntime,
+	}
+}
+
+func New(
+	// Source tree holding services.yaml and the services; defaults to this repository.
+	// +defaultPath="/"
+	// +ignore=[".git", "**/node_modules", "**/target", "**/.next", "**/__pycache__", "dist"]
+	source *dagger.Directory,
+	// Rust builder image (needs cargo; rustup or Debian's libstd-rust-dev for cross targets).
+	// +optional
+	rustBuilder string,
+	// Rust runtime image (glibc, no shell needed).
+	// +optional
+	rustRuntime string,
+	// Python builder image (python3 with venv).
+	// +optional
+	pythonBuilder string,
+	// Python runtime image; must have python3 at the same path as the builder.
+	// +optional
+	pythonRuntime string,
+	// Node.js builder image (node and npm).
+	// +optional
+	nodeBuilder string,
+	// Node.js runtime image (node).
+	// +optional
+	nodeRuntime string,
+) *BotCore {
+	img := builder.DefaultImages
+	for _, o := range []struct {
+		dst *string
+		v   string
+	}{
+		{&img.RustBuilder, rustBuilder}, {&img.RustRuntime, rustRuntime},
+		{&img.PythonBuilder, pythonBuilder}, {&img.PythonRuntime, pythonRuntime},
+		{&img.NodeBuilder, nodeBuilder}, {&img.NodeRuntime, nodeRuntime},
+	} {
+		if o.v != "" {
+			*o.dst = o.v
+		}
+	}
+	return &BotCore{
+		Source:      source,
+		RustBuilder: img.RustBuilder, RustRuntime: img.RustRuntime,
+		PythonBuilder: img.PythonBuilder, PythonRuntime: img.PythonRuntime,
+		NodeBuilder: img.NodeBuilder, NodeRuntime: img.NodeRuntime,
+	}
+}
 
 // Smoke prints the machine name (`uname -m`) seen inside a Debian container
 // for one platform: x86_64 for linux/amd64, aarch64 for linux/arm64. It proves
@@ -31,4 +96,87 @@ func (m *BotCore) Smoke(
 		WithExec([]string{"uname", "-m"}).
 		Stdout(ctx)
 	return strings.TrimSpace(out), err
+}
+
+// Services lists the services declared in services.yaml (or the default
+// three), one per line: name, language, path, port and health path.
+func (m *BotCore) Services(ctx context.Context) (string, error) {
+	man, err := m.manifest(ctx)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, s := range man.Services {
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%d\t%s\n", s.Name, s.Language, s.Path, s.Port, s.Health)
+	}
+	return b.String(), nil
+}
+
+// Build builds one service for one platform and returns its runtime container.
+func (m *BotCore) Build(
+	ctx context.Context,
+	// Service name from services.yaml, e.g. rust-core-engine.
+	service string,
+	// Target platform.
+	// +default="linux/amd64"
+	platform dagger.Platform,
+	// Release version recorded in the image labels (semver, e.g. v1.0.0).
+	// +optional
+	version string,
+	// SOURCE_DATE_EPOCH: file times and the created label; 0 is 1970-01-01.
+	// +optional
+	sourceDateEpoch int,
+) (*dagger.Container, error) {
+	man, err := m.manifest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	svcs, err := man.Select([]string{service})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := plan.ParsePlatforms(string(platform)); err != nil {
+		return nil, err
+	}
+	r := request{Version: version, Epoch: sourceDateEpoch}
+	labels, err := r.labels()
+	if err != nil {
+		return nil, err
+	}
+	return m.build(ctx, svcs[0], platform, r.Epoch, labels)
+}
+
+func (m *BotCore) build(ctx context.Context, s plan.Service, p dagger.Platform, epoch int, labels map[string]string) (*dagger.Container, error) {
+	buildPlatform, err := dag.DefaultPlatform(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return builder.Build(dag, builder.Spec{
+		Service:       s,
+		Source:        m.Source.Directory(s.Path),
+		Platform:      p,
+		BuildPlatform: buildPlatform,
+		Images:        m.images(),
+		Epoch:         epoch,
+		Labels:        labels,
+	})
+}
+
+// manifest reads services.yaml at the source root, or falls back to the
+// three bot-core services at the root when there is none.
+func (m *BotCore) manifest(ctx context.Context) (plan.Manifest, error) {
+	entries, err := m.Source.Entries(ctx)
+	if err != nil {
+		return plan.Manifest{}, err
+	}
+	for _, e := range entries {
+		if e == plan.ManifestFile {
+			data, err := m.Source.File(plan.ManifestFile).Contents(ctx)
+			if err != nil {
+				return plan.Manifest{}, err
+			}
+			return plan.ParseManifest([]byte(data))
+		}
+	}
+	return plan.Default(), nil
 }

@@ -14,42 +14,59 @@ sources_for() {
   sed -E "s/\b$host_suite(-updates|-security)?\b/$1\1/g" "$DEBIAN_MIRROR_SOURCES"
 }
 
-rootfs() { # suite arch packages out.tar
-  local include=()
-  [ "$3" != - ] && include=(--include="$3")
-  local src; src=$(mktemp); sources_for "$1" >"$src"
-  # Check-Valid-Until/Date off: the mirror may be a dated snapshot.
-  SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --variant=minbase --format=tar --architectures="$2" "${include[@]}" \
-    --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='Acquire::Check-Date "false"' \
-    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-    "$1" "$4" "$src"
+rootfs() { # suite arches variant packages out.tar
+  local suite=$1 arches=$2 variant=$3 pkgs=$4 out=$5
+  local args=(--quiet --format=tar --architectures="${arches//+/,}"
+    # The mirror may be a dated snapshot.
+    --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='Acquire::Check-Date "false"'
+    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/cache/debconf/*-old "$1"/var/log/*')
+  [ "$pkgs" != - ] && args+=(--include="$pkgs")
+  case $variant in
+    minbase) args+=(--variant=minbase) ;;
+    distroless)
+      # chrootless: dpkg runs on the host against the image root, so arm64
+      # needs no emulation and the image gets no shell, apt or dpkg.
+      args+=(--mode=chrootless --variant=custom
+        --customize-hook='rm -rf "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale "$1"/usr/share/lintian'
+        --customize-hook='echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin" >>"$1"/etc/passwd'
+        --customize-hook='echo "nonroot:x:65532:" >>"$1"/etc/group'
+        --customize-hook='mkdir -p "$1"/home/nonroot "$1"/tmp && chown 65532:65532 "$1"/home/nonroot && chmod 1777 "$1"/tmp') ;;
+    *) die "images.txt: unknown variant $variant" ;;
+  esac
+  local src; src=$(mktemp); sources_for "$suite" >"$src"
+  SOURCE_DATE_EPOCH=0 mmdebstrap "${args[@]}" "$suite" "$out" "$src"
+  local rc=$?
   rm -f "$src"
+  return $rc
 }
 
-build_one() { # names suite arches packages
-  local names=$1 suite=$2 arches=$3 pkgs=$4
-  local k; k=$(key "$ENGINE_SRC/mkimage/main.go" -- "$names" "$suite" "$arches" "$pkgs" "$(mmdebstrap --version)")
+build_one() { # names suite arches variant packages
+  local names=$1 suite=$2 arches=$3 variant=$4 pkgs=$5
+  local k; k=$(key "$ENGINE_SRC/mkimage/main.go" -- "$names" "$suite" "$arches" "$variant" "$pkgs" "$(mmdebstrap --version)")
   local dir=$BOTCORE_CACHE/images/$k
   if [ -f "$dir/.complete" ]; then echo "$dir/layout $names"; return; fi
-  log "base image ${names%%,*} ($suite; $arches) from Debian packages"
+  log "base image ${names%%,*} ($suite $variant; $arches) from Debian packages"
   rm -rf "$dir"; mkdir -p "$dir"
-  local pids=() specs=() a
-  for a in ${arches//,/ }; do
-    note "mmdebstrap $suite $a${pkgs/#-/}"
-    rootfs "$suite" "$a" "$pkgs" "$dir/rootfs-$a.tar" >"$dir/mmdebstrap-$a.log" 2>&1 &
-    pids+=($!); specs+=("linux/$a=$dir/rootfs-$a.tar")
+  # One rootfs per image platform; "amd64+arm64" is a single amd64 platform.
+  local platforms=() pids=() specs=() a
+  if [[ $arches == *+* ]]; then platforms=("$arches"); else platforms=(${arches//,/ }); fi
+  for a in "${platforms[@]}"; do
+    rootfs "$suite" "$a" "$variant" "$pkgs" "$dir/rootfs-$a.tar" >"$dir/mmdebstrap-$a.log" 2>&1 &
+    pids+=($!); specs+=("linux/${a%%+*}=$dir/rootfs-$a.tar")
   done
   local i=0
-  for a in ${arches//,/ }; do
+  for a in "${platforms[@]}"; do
     wait "${pids[$i]}" || { tail -n 20 "$dir/mmdebstrap-$a.log" >&2; die "mmdebstrap $suite $a failed (log: $dir/mmdebstrap-$a.log)"; }
     i=$((i+1))
   done
-  logged "mkimage-${k}" "$bin/mkimage" -out "$dir/layout" -cmd bash "${specs[@]}"
+  local cmd=(-cmd bash)
+  [ "$variant" = distroless ] && cmd=()
+  logged "mkimage-${k}" "$bin/mkimage" -out "$dir/layout" "${cmd[@]}" "${specs[@]}"
   rm -f "$dir"/rootfs-*.tar
   touch "$dir/.complete"
   echo "$dir/layout $names"
 }
 
-grep -vE '^\s*(#|$)' "$ENGINE_SRC/images.txt" | while read -r names suite arches pkgs; do
-  build_one "$names" "$suite" "$arches" "$pkgs"
+grep -vE '^\s*(#|$)' "$ENGINE_SRC/images.txt" | while read -r names suite arches variant pkgs; do
+  build_one "$names" "$suite" "$arches" "$variant" "$pkgs"
 done

@@ -29,7 +29,7 @@ mkdir -p /etc/dagger
 # The local registry is the docker.io mirror: "debian:bookworm-slim" resolves
 # to $registry/library/debian:bookworm-slim. Loopback registries are plain HTTP.
 cat >/etc/dagger/engine.json <<JSON
-{"registries": {"docker.io": {"mirrors": ["$registry"]}}}
+{"registries": {"docker.io": {"mirrors": ["$registry"]}, "gcr.io": {"mirrors": ["$registry"]}}}
 JSON
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -1,0 +1,68 @@
+package builder
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"dagger/bot-core/internal/dagger"
+
+	"github.com/bot-core/delivery/pipelines/plan"
+)
+
+// Spec is everything a builder needs for one service and one platform.
+type Spec struct {
+	Service plan.Service
+	// Source is the service's own directory.
+	Source *dagger.Directory
+	// Platform is the image's platform; BuildPlatform is the engine's own,
+	// where architecture-free or cross-compiling steps run natively.
+	Platform      dagger.Platform
+	BuildPlatform dagger.Platform
+	Images        Images
+	// Epoch (SOURCE_DATE_EPOCH) stamps every file the builder adds, so the
+	// same source gives the same layers, whatever the checkout's mtimes.
+	Epoch  int
+	Labels map[string]string
+}
+
+// Build returns the runtime container of one service for one platform.
+func Build(c *dagger.Client, s Spec) (*dagger.Container, error) {
+	var ctr *dagger.Container
+	var err error
+	switch s.Service.Language {
+	case "rust":
+		ctr, err = rust(c, s)
+	case "python":
+		ctr, err = python(c, s)
+	case "nextjs":
+		ctr, err = nextjs(c, s)
+	default:
+		return nil, fmt.Errorf("service %s: no builder for language %q", s.Service.Name, s.Service.Language)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range sortedKeys(s.Labels) {
+		ctr = ctr.WithLabel(k, s.Labels[k])
+	}
+	return ctr.
+		WithLabel("org.opencontainers.image.title", s.Service.Name).
+		WithUser(NonRoot).
+		WithExposedPort(s.Service.Port).
+		WithEnvVariable("PORT", strconv.Itoa(s.Service.Port)), nil
+}
+
+// arch is the Debian/Go architecture name of a platform ("linux/arm64" -> "arm64").
+func arch(p dagger.Platform) string {
+	_, a, _ := strings.Cut(string(p), "/")
+	a, _, _ = strings.Cut(a, "/")
+	return a
+}
+
+// sh runs a POSIX shell script with -eu, so a failing step fails the build.
+func sh(script string) []string { return []string{"sh", "-euc", script} }
+
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,0 +1,44 @@
+package builder
+
+import (
+	"fmt"
+
+	"dagger/bot-core/internal/dagger"
+)
+
+// nextjsBuild runs `npm ci` and `next build` once, on the build platform:
+// the standalone output is plain JavaScript, the same for every platform.
+func nextjsBuild(c *dagger.Client, s Spec) *dagger.Directory {
+	lock := s.Source.Filter(dagger.DirectoryFilterOpts{Include: []string{"package.json", "package-lock.json"}})
+	built := c.Container(dagger.ContainerOpts{Platform: s.BuildPlatform}).
+		From(s.Images.NodeBuilder).
+		WithEnvVariable("NEXT_TELEMETRY_DISABLED", "1").
+		WithMountedCache("/root/.npm", c.CacheVolume("bot-core-npm")).
+		WithWorkdir("/src").
+		// Dependencies first: a source change then reuses the npm ci layer.
+		WithDirectory("/src", lock).
+		WithExec([]string{"npm", "ci", "--no-audit", "--no-fund"}).
+		WithDirectory("/src", s.Source, dagger.ContainerWithDirectoryOpts{Exclude: []string{"node_modules", ".next"}}).
+		// public/ is optional in Next.js; the layout below always copies it.
+		WithExec(sh("npm run build && mkdir -p public")).
+		Directory("/src")
+	// Lay the app out as Next's standalone docs describe: server.js with its
+	// traced node_modules, plus the static assets and public files beside it.
+	return c.Directory().
+		WithDirectory("/", built.Directory(".next/standalone")).
+		WithDirectory(".next/static", built.Directory(".next/static")).
+		WithDirectory("public", built.Directory("public")).
+		WithTimestamps(s.Epoch)
+}
+
+func nextjs(c *dagger.Client, s Spec) (*dagger.Container, error) {
+	return c.Container(dagger.ContainerOpts{Platform: s.Platform}).
+		From(s.Images.NodeRuntime).
+		WithDirectory("/app", nextjsBuild(c, s)).
+		WithWorkdir("/app").
+		WithEnvVariable("NODE_ENV", "production").
+		WithEnvVariable("NEXT_TELEMETRY_DISABLED", "1").
+		WithEnvVariable("HOSTNAME", "0.0.0.0").
+		WithLabel("com.bot-core.healthcheck", fmt.Sprintf(`node -e "fetch('http://127.0.0.1:'+process.env.PORT+'%s').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"`, s.Service.Health)).
+		WithEntrypoint([]string{"node", "server.js"}), nil
+}

@@ -1,0 +1,81 @@
+package builder
+
+import (
+	"fmt"
+	"strings"
+
+	"dagger/bot-core/internal/dagger"
+)
+
+var rustTargets = map[string]string{
+	"amd64": "x86_64-unknown-linux-gnu",
+	"arm64": "aarch64-unknown-linux-gnu",
+}
+
+// Cross linkers per target, as Debian names them.
+var rustLinkers = map[string]string{
+	"aarch64-unknown-linux-gnu": "aarch64-linux-gnu-gcc",
+	"x86_64-unknown-linux-gnu":  "x86_64-linux-gnu-gcc",
+}
+
+// rust cross-compiles on the build platform (no QEMU: a Rust build under
+// emulation is an order of magnitude slower) and copies the one binary into
+// a distroless runtime.
+func rust(c *dagger.Client, s Spec) (*dagger.Container, error) {
+	target, ok := rustTargets[arch(s.Platform)]
+	if !ok {
+		return nil, fmt.Errorf("service %s: no Rust target for %s", s.Service.Name, s.Platform)
+	}
+	cross := arch(s.Platform) != arch(s.BuildPlatform)
+	linker := rustLinkers[target]
+
+	// The official image brings rustup and no cross linker; Debian's rustc
+	// brings target std as a package (libstd-rust-dev:arm64). Add only what
+	// is missing, so the same step works with both and offline.
+	prepare := fmt.Sprintf(`
+if command -v rustup >/dev/null; then rustup target list --installed | grep -qx %[1]s || rustup target add %[1]s; fi
+if [ %[2]t = true ] && ! command -v %[3]s >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc-%[4]s-linux-gnu libc6-dev-%[5]s-cross
+fi`, target, cross, linker, map[bool]string{true: "aarch64", false: "x86-64"}[arch(s.Platform) == "arm64"], arch(s.Platform))
+
+	out := "/out/" + s.Service.Name
+	build := fmt.Sprintf(`
+cargo build --release --locked --target %[1]s
+mkdir -p /out
+n=0
+for f in target/%[1]s/release/*; do
+  if [ -f "$f" ] && [ -x "$f" ]; then cp "$f" %[2]s; n=$((n+1)); fi
+done
+[ "$n" -eq 1 ] || { echo "expected one executable in target/%[1]s/release, found $n" >&2; exit 1; }`, target, out)
+
+	bin := c.Container(dagger.ContainerOpts{Platform: s.BuildPlatform}).
+		From(s.Images.RustBuilder).
+		// CARGO_HOME holds the registry and git caches; keep them in volumes
+		// shared by every Rust service.
+		WithEnvVariable("CARGO_HOME", "/cargo").
+		WithEnvVariable("PATH", "/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").
+		WithMountedCache("/cargo/registry", c.CacheVolume("bot-core-cargo-registry")).
+		WithMountedCache("/cargo/git", c.CacheVolume("bot-core-cargo-git")).
+		WithExec(sh(prepare)).
+		WithEnvVariable("CARGO_TARGET_"+envName(target)+"_LINKER", linker).
+		WithDirectory("/src", s.Source, dagger.ContainerWithDirectoryOpts{Exclude: []string{"target"}}).
+		WithWorkdir("/src").
+		// One target cache per service; targets live in their own subdirs.
+		WithMountedCache("/src/target", c.CacheVolume("bot-core-cargo-target-"+s.Service.Name)).
+		WithExec(sh(build)).
+		Directory("/out").
+		WithTimestamps(s.Epoch).
+		File(s.Service.Name)
+
+	path := "/usr/local/bin/" + s.Service.Name
+	return c.Container(dagger.ContainerOpts{Platform: s.Platform}).
+		From(s.Images.RustRuntime).
+		WithFile(path, bin, dagger.ContainerWithFileOpts{Permissions: 0o755}).
+		WithLabel("com.bot-core.healthcheck", path+" healthcheck").
+		WithEntrypoint([]string{path}), nil
+}
+
+// envName turns a target triple into Cargo's environment-variable form.
+func envName(target string) string {
+	return strings.ToUpper(strings.ReplaceAll(target, "-", "_"))
+}

@@ -1,0 +1,134 @@
+// Package publish pushes release images to a registry so that a failed
+// release moves no tag: every service's index is pushed by digest first, all
+// of them are checked to be present, and only then do the human tags
+// (v1.2.3, latest, ...) move.
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Item is one service's multi-platform index bound for a repository.
+type Item struct {
+	Repo  name.Repository
+	Index v1.ImageIndex
+}
+
+// Result is where an item landed.
+type Result struct {
+	Digest name.Digest
+}
+
+// Progress receives one line per step; nil discards them.
+type Progress func(format string, args ...any)
+
+// Release pushes every item by digest, verifies each digest resolves, then
+// applies every tag to every item. If any push or check fails, no tag is
+// touched and the error names the service's repository.
+func Release(ctx context.Context, items []Item, tags []string, progress Progress, opts ...remote.Option) ([]Result, error) {
+	if progress == nil {
+		progress = func(string, ...any) {}
+	}
+	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
+	results := make([]Result, len(items))
+	for i, it := range items {
+		d, err := it.Index.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", it.Repo, err)
+		}
+		ref := it.Repo.Digest(d.String())
+		progress("pushing %s", ref)
+		if err := remote.WriteIndex(ref, it.Index, opts...); err != nil {
+			return nil, fmt.Errorf("push %s (no tags were moved): %w", ref, err)
+		}
+		results[i] = Result{Digest: ref}
+	}
+	// A registry may accept a manifest and still fail to serve it (a proxy,
+	// a replication lag): read every digest back before any tag moves.
+	for _, r := range results {
+		if _, err := remote.Head(r.Digest, opts...); err != nil {
+			return nil, fmt.Errorf("check %s after push (no tags were moved): %w", r.Digest, err)
+		}
+	}
+	var errs []error
+	for i, it := range items {
+		for _, t := range tags {
+			tag := it.Repo.Tag(t)
+			progress("tagging %s -> %s", tag, results[i].Digest.DigestStr())
+			if err := remote.Tag(tag, it.Index, opts...); err != nil {
+				errs = append(errs, fmt.Errorf("tag %s: %w", tag, err))
+			}
+		}
+	}
+	return results, errors.Join(errs...)
+}
+
+// LoadIndex reads the multi-platform index from an OCI image layout as
+// Dagger's Container.asTarball writes it: index.json points at one image
+// index, which lists the platform manifests.
+func LoadIndex(dir string) (v1.ImageIndex, error) {
+	root, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read OCI layout %s: %w", dir, err)
+	}
+	m, err := root.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Manifests) == 1 && m.Manifests[0].MediaType.IsIndex() {
+		return root.ImageIndex(m.Manifests[0].Digest)
+	}
+	return nil, fmt.Errorf("OCI layout %s: want one image index in index.json, found %d entries", dir, len(m.Manifests))
+}
+
+// Platforms maps each platform ("linux/arm64") in an index to its manifest digest.
+func Platforms(idx v1.ImageIndex) (map[string]string, error) {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, d := range m.Manifests {
+		if d.Platform == nil {
+			continue
+		}
+		out[d.Platform.String()] = d.Digest.String()
+	}
+	return out, nil
+}
+
+// Sizes maps each platform to its image's size as pulled: the config plus
+// every compressed layer.
+func Sizes(idx v1.ImageIndex) (map[string]int64, error) {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, d := range m.Manifests {
+		if d.Platform == nil {
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		mf, err := img.Manifest()
+		if err != nil {
+			return nil, err
+		}
+		total := mf.Config.Size
+		for _, l := range mf.Layers {
+			total += l.Size
+		}
+		out[d.Platform.String()] = total
+	}
+	return out, nil
+}
