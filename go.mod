@@ -4,7 +4,10 @@ go 1.25.0
 
 require (
 	dagger.io/dagger v0.19.10
+	github.com/alecthomas/kong v1.17.0
+	github.com/docker/cli v28.2.2+incompatible
 	github.com/google/go-containerregistry v0.20.6
+	golang.org/x/mod v0.28.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 
@@ -14,7 +17,6 @@ require (
 	github.com/adrg/xdg v0.5.3 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/containerd/stargz-snapshotter/estargz v0.16.3 // indirect
-	github.com/docker/cli v28.2.2+incompatible // indirect
 	github.com/docker/distribution v2.8.3+incompatible // indirect
 	github.com/docker/docker-credential-helpers v0.9.3 // indirect
 	github.com/go-logr/logr v1.4.3 // indirect

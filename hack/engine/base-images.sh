@@ -40,6 +40,11 @@ rootfs() { # suite arches variant packages out.tar
   return $rc
 }
 
+mmdebstrap_failed() { # arch; uses $dir and $suite of build_one
+  tail -n 20 "$dir/mmdebstrap-$1.log" >&2
+  die "mmdebstrap $suite $1 failed (log: $dir/mmdebstrap-$1.log)"
+}
+
 build_one() { # names suite arches variant packages
   local names=$1 suite=$2 arches=$3 variant=$4 pkgs=$5
   local k; k=$(key "$ENGINE_SRC/mkimage/main.go" -- "$names" "$suite" "$arches" "$variant" "$pkgs" "$(mmdebstrap --version)")
@@ -51,14 +56,17 @@ build_one() { # names suite arches variant packages
   local platforms=() pids=() specs=() a
   if [[ $arches == *+* ]]; then platforms=("$arches"); else platforms=(${arches//,/ }); fi
   for a in "${platforms[@]}"; do
-    rootfs "$suite" "$a" "$variant" "$pkgs" "$dir/rootfs-$a.tar" >"$dir/mmdebstrap-$a.log" 2>&1 &
-    pids+=($!); specs+=("linux/${a%%+*}=$dir/rootfs-$a.tar")
+    specs+=("linux/${a%%+*}=$dir/rootfs-$a.tar")
+    if [ "$variant" = distroless ]; then
+      # Chrootless runs of dpkg on one host collide; they take seconds anyway.
+      rootfs "$suite" "$a" "$variant" "$pkgs" "$dir/rootfs-$a.tar" >"$dir/mmdebstrap-$a.log" 2>&1 || mmdebstrap_failed "$a"
+    else
+      rootfs "$suite" "$a" "$variant" "$pkgs" "$dir/rootfs-$a.tar" >"$dir/mmdebstrap-$a.log" 2>&1 &
+      pids+=("$!:$a")
+    fi
   done
-  local i=0
-  for a in "${platforms[@]}"; do
-    wait "${pids[$i]}" || { tail -n 20 "$dir/mmdebstrap-$a.log" >&2; die "mmdebstrap $suite $a failed (log: $dir/mmdebstrap-$a.log)"; }
-    i=$((i+1))
-  done
+  local p
+  for p in "${pids[@]}"; do wait "${p%%:*}" || mmdebstrap_failed "${p#*:}"; done
   local cmd=(-cmd bash)
   [ "$variant" = distroless ] && cmd=()
   logged "mkimage-${k}" "$bin/mkimage" -out "$dir/layout" "${cmd[@]}" "${specs[@]}"
@@ -67,6 +75,12 @@ build_one() { # names suite arches variant packages
   echo "$dir/layout $names"
 }
 
-grep -vE '^\s*(#|$)' "$ENGINE_SRC/images.txt" | while read -r names suite arches variant pkgs; do
-  build_one "$names" "$suite" "$arches" "$variant" "$pkgs"
-done
+# Two images at a time: an arm64 root filesystem builds under QEMU on one
+# core while its amd64 twin finishes early, so a second image fills the gap.
+jobs=0
+while read -r names suite arches variant pkgs; do
+  if [ "$jobs" -ge 2 ]; then wait -n || exit 1; jobs=$((jobs - 1)); fi
+  build_one "$names" "$suite" "$arches" "$variant" "$pkgs" &
+  jobs=$((jobs + 1))
+done < <(grep -vE '^\s*(#|$)' "$ENGINE_SRC/images.txt")
+while [ "$jobs" -gt 0 ]; do wait -n || exit 1; jobs=$((jobs - 1)); done

@@ -23,9 +23,13 @@ stop() { # name pidfile timeout-seconds
   rm -f "$pidf"
 }
 
-mkdir -p "$RUN_DIR"
-exec 9>"$RUN_DIR/up.lock"
-flock 9   # never stop what a concurrent up.sh is starting
+# Never stop what a concurrent up.sh is starting; up.sh itself, holding the
+# lock already, says so when it restarts the engine.
+if [ -z "${BOTCORE_UP_LOCK_HELD:-}" ]; then
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/up.lock"
+  flock 9
+fi
 
 stop engine "$RUN_DIR/engine.pid" 30
 rm -f "$RUN_DIR/engine.conf" "$ENGINE_SOCK"

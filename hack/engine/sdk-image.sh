@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 
 bin=$(bin_dir)
 goroot=$(go env GOROOT)
-k=$(key "$0" "$ENGINE_SRC/base-images.sh" "$bin/codegen" -- "$(go_version)" "$(mmdebstrap --version)")
+k=$(key "$0" "$bin/codegen" -- "$(go_version)" "$(mmdebstrap --version)")
 dir=$BOTCORE_CACHE/go-sdk/$k
 digest() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$dir/layout/index.json"; }
 if [ -f "$dir/.complete" ]; then echo "$dir/layout $(digest)"; exit 0; fi

@@ -5,11 +5,11 @@
 package tools
 
 import (
+	_ "github.com/dagger/dagger/cmd/codegen"
 	_ "github.com/dagger/dagger/cmd/dagger"
 	_ "github.com/dagger/dagger/cmd/dialstdio"
 	_ "github.com/dagger/dagger/cmd/dnsname"
 	_ "github.com/dagger/dagger/cmd/engine"
 	_ "github.com/dagger/dagger/cmd/init"
-	_ "github.com/dagger/dagger/cmd/codegen"
 	_ "github.com/google/go-containerregistry/cmd/crane"
 )

@@ -102,7 +102,7 @@ start_registry() {
   done <"$RUN_DIR/images.list"
 }
 
-stop_engine() { "$ENGINE_SRC/down.sh" --engine-only; }
+stop_engine() { BOTCORE_UP_LOCK_HELD=1 "$ENGINE_SRC/down.sh" --engine-only; }
 
 start_engine() {
   local bin=$1 content=$2 digest=$3

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bot-core/delivery/pipelines/plan"
+	"github.com/bot-core/delivery/pipelines/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// remoteOptions are the go-containerregistry options of every registry call.
+func (a *app) remoteOptions(info registry.Info) []remote.Option {
+	return []remote.Option{
+		remote.WithContext(a.ctx),
+		remote.WithAuthFromKeychain(registry.Keychain(info, a.env)),
+		remote.WithUserAgent("botcore"),
+	}
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (a *app) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+}
+
+// serviceNames returns the selected services, by default the services of
+// the bot-core manifest.
+func serviceNames(selected []string) []string {
+	if len(selected) > 0 {
+		return selected
+	}
+	return plan.Default().Names()
+}
+
+// shortDigest abbreviates a digest for tables ("sha256:0123456789ab").
+func shortDigest(d string) string {
+	if i := strings.Index(d, ":"); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
+}
+
+func formatTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// humanSize prints bytes with a binary unit.
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

@@ -1,0 +1,143 @@
+// Command botcore is the operator CLI of the bot-core delivery pipeline: it
+// inspects and maintains the images the pipeline publishes.
+//
+// Commands are fields of CLI, each a struct with a Run method; a new command
+// (deploy, scan, sbom, sign, verify, ...) is one more field and one more file.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+	"github.com/bot-core/delivery/pipelines/registry"
+)
+
+// Exit codes: 0 success, 1 the command failed, 2 the command line is wrong
+// (kong's usage-error convention).
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// CLI is the command tree.
+type CLI struct {
+	Globals
+
+	Registry registryCmd `cmd:"" name:"registry" help:"Detect a registry and log in to it."`
+	Versions versionsCmd `cmd:"" help:"List the published versions of each service, newest first."`
+	Inspect  inspectCmd  `cmd:"" help:"Show the digest, platforms, labels, sizes and cosign tags of an image."`
+	Cleanup  cleanupCmd  `cmd:"" help:"Delete old releases, keeping the newest N (dry run unless --yes)."`
+}
+
+// Globals are the flags every command takes. A flag tagged envvar falls back
+// to that environment variable (read through the env function given to run,
+// so tests need not touch the process environment).
+type Globals struct {
+	RegistryRef string `name:"registry" placeholder:"PREFIX" envvar:"DOCKER_REGISTRY" help:"Registry prefix the services are published under, e.g. ghcr.io/acme/bot-core; each service is <prefix>/<service> (env: DOCKER_REGISTRY)."`
+	JSON        bool   `name:"json" help:"Print machine-readable JSON on stdout instead of tables."`
+}
+
+// app carries what commands need from the outside world.
+type app struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	env    func(string) string
+}
+
+// progress prints one progress line on stderr.
+func (a *app) progress(format string, args ...any) {
+	fmt.Fprintf(a.stderr, "botcore: "+format+"\n", args...)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runContext(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole CLI behind main, for tests: it parses args, runs the
+// command and returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
+	return runContext(context.Background(), args, stdin, stdout, stderr, env)
+}
+
+// exitRequest is how kong's Exit (after --help, or on a usage error) unwinds
+// out of parsing without ending the process.
+type exitRequest int
+
+func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			req, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			code = int(req)
+		}
+	}()
+
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("botcore"),
+		kong.Description("Operator CLI for the bot-core images: inspect, list and clean up what the release pipeline published."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitRequest(code)) }),
+		kong.Resolvers(envResolver(env)),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "botcore: internal error: %v\n", err)
+		return exitError
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "botcore: %v\n", err)
+		var perr *kong.ParseError
+		if errors.As(err, &perr) && perr.Context != nil && perr.Context.Selected() != nil {
+			fmt.Fprintf(stderr, "botcore: run `botcore %s --help` for usage\n", perr.Context.Selected().Path())
+		} else {
+			fmt.Fprintln(stderr, "botcore: run `botcore --help` for usage")
+		}
+		return exitUsage
+	}
+	a := &app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, env: env}
+	if err := kctx.Run(&cli.Globals, a); err != nil {
+		fmt.Fprintf(stderr, "botcore: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// envResolver fills flags tagged envvar:"NAME" from env when the command
+// line does not set them.
+func envResolver(env func(string) string) kong.Resolver {
+	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+		if flag.Tag == nil {
+			return nil, nil
+		}
+		if name := flag.Tag.Get("envvar"); name != "" {
+			if v := env(name); v != "" {
+				return v, nil
+			}
+		}
+		return nil, nil
+	})
+}
+
+// info detects the registry prefix given by --registry / DOCKER_REGISTRY.
+func (g *Globals) info() (registry.Info, error) {
+	if g.RegistryRef == "" {
+		return registry.Info{}, errors.New("no registry prefix given: pass --registry or set DOCKER_REGISTRY, e.g. ghcr.io/acme/bot-core")
+	}
+	return registry.Detect(g.RegistryRef)
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmarks of `dagger call build-all` on the hermetic engine. Prints figures;
+# asserts nothing. Cold runs prune the engine's cache first, so this takes a
+# while (about 20 min on 2 cores) and leaves the cache warm afterwards.
+#
+#   hack/bench/build-all.sh            all figures
+#   BENCH_QUICK=1 hack/bench/build-all.sh   skip the cold runs
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+hack/engine/up.sh
+
+epoch=1700000000
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+seconds() { # label command...
+  local label=$1; shift
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >"$work/last.out" 2>"$work/last.err" || { tail -n 30 "$work/last.err" >&2; echo "$label: FAILED" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  printf '%-48s %8.1f s\n' "$label" "$(echo "$t1 - $t0" | bc)"
+}
+
+build_all() { # extra args...
+  dagger call --source "$src" build-all --version v1.0.0 --source-date-epoch "$epoch" "$@" export --path "$work/out"
+}
+
+prune() { dagger core engine local-cache prune >/dev/null 2>&1; }
+
+# A private copy of the sources, so the one-file change never touches the checkout.
+src=$work/src
+mkdir -p "$src"
+tar --exclude=node_modules --exclude=.next --exclude=target -cf - services.yaml examples | tar -C "$src" -xf -
+
+echo "== build-all (3 services)"
+if [ -z "${BENCH_QUICK:-}" ]; then
+  prune; seconds "cold, linux/amd64 only" build_all --platforms linux/amd64
+  prune; seconds "cold, linux/amd64 + linux/arm64" build_all
+else
+  seconds "warm-up, linux/amd64 + linux/arm64" build_all
+fi
+seconds "no-change rerun" build_all
+echo "// changed by hack/bench $(date +%s%N)" >>"$src/examples/bot-core/python-ai-service/app/model.py"
+seconds "one-file change (python-ai-service)" build_all
+
+echo "== runtime image sizes (compressed layers + config, from release.json)"
+python3 - "$work/out/release.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+for s in m["services"]:
+    for plat, size in sorted(s.get("sizes", {}).items()):
+        print(f"{s['name']:<24} {plat:<12} {size/1e6:8.1f} MB")
+PY
+
+echo "== native toolchains on the host, same work (the physical floor)"
+if command -v cargo >/dev/null; then
+  rm -rf "$work/target"
+  seconds "cargo build --release (rust-core-engine)" cargo build --release --locked --quiet \
+    --manifest-path "$src/examples/bot-core/rust-core-engine/Cargo.toml" --target-dir "$work/target"
+fi
+if command -v npm >/dev/null; then
+  seconds "npm ci (nextjs-ui-dashboard)" npm ci --no-audit --no-fund --prefix "$src/examples/bot-core/nextjs-ui-dashboard"
+  seconds "next build (nextjs-ui-dashboard)" env NEXT_TELEMETRY_DISABLED=1 npm run build --prefix "$src/examples/bot-core/nextjs-ui-dashboard"
+fi
+if command -v python3 >/dev/null; then
+  seconds "python venv + requirements (python-ai-service)" sh -c "python3 -m venv --without-pip '$work/venv'"
+fi
