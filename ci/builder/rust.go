@@ -39,7 +39,13 @@ if [ %[2]t = true ] && ! command -v %[3]s >/dev/null; then
 fi`, target, cross, linker, map[bool]string{true: "aarch64", false: "x86-64"}[arch(s.Platform) == "arm64"], arch(s.Platform))
 
 	out := "/out/" + s.Service.Name
+	// Cargo decides freshness by mtime, and target/ is a cache shared across
+	// builds: a source file older than an artifact (a checkout, a copied tree)
+	// would be skipped and the old binary shipped. Touching the service's own
+	// sources makes cargo recompile the crate itself, while dependencies stay
+	// cached.
 	build := fmt.Sprintf(`
+find . -path ./target -prune -o -type f -exec touch {} +
 cargo build --release --locked --target %[1]s
 mkdir -p /out
 n=0

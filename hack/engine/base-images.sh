@@ -23,14 +23,8 @@ rootfs() { # suite arches variant packages out.tar
   [ "$pkgs" != - ] && args+=(--include="$pkgs")
   case $variant in
     minbase) args+=(--variant=minbase) ;;
-    distroless)
-      # chrootless: dpkg runs on the host against the image root, so arm64
-      # needs no emulation and the image gets no shell, apt or dpkg.
-      args+=(--mode=chrootless --variant=custom
-        --customize-hook='rm -rf "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale "$1"/usr/share/lintian'
-        --customize-hook='echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin" >>"$1"/etc/passwd'
-        --customize-hook='echo "nonroot:x:65532:" >>"$1"/etc/group'
-        --customize-hook='mkdir -p "$1"/home/nonroot "$1"/tmp && chown 65532:65532 "$1"/home/nonroot && chmod 1777 "$1"/tmp') ;;
+    distroless) args+=(--mode=chrootless --variant=custom)
+      local h; while IFS= read -r h; do args+=(--customize-hook="$h"); done < <(distroless_hooks) ;;
     *) die "images.txt: unknown variant $variant" ;;
   esac
   local src; src=$(mktemp); sources_for "$suite" >"$src"
@@ -45,9 +39,25 @@ mmdebstrap_failed() { # arch; uses $dir and $suite of build_one
   die "mmdebstrap $suite $1 failed (log: $dir/mmdebstrap-$1.log)"
 }
 
+# distroless_hooks prints one mmdebstrap customize hook per line. chrootless:
+# dpkg runs on the host against the image root, so arm64 needs no emulation
+# and the image gets no shell, apt or dpkg. Scripts that need a shell go too:
+# the engine runs update-ca-certificates when it finds one, and would fail.
+distroless_hooks() {
+  cat <<'HOOKS'
+rm -rf "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale "$1"/usr/share/lintian
+rm -f "$1"/usr/sbin/update-ca-certificates "$1"/usr/bin/openssl "$1"/usr/bin/c_rehash
+echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin" >>"$1"/etc/passwd
+echo "nonroot:x:65532:" >>"$1"/etc/group
+mkdir -p "$1"/home/nonroot "$1"/tmp && chown 65532:65532 "$1"/home/nonroot && chmod 1777 "$1"/tmp
+HOOKS
+}
+
 build_one() { # names suite arches variant packages
   local names=$1 suite=$2 arches=$3 variant=$4 pkgs=$5
-  local k; k=$(key "$ENGINE_SRC/mkimage/main.go" -- "$names" "$suite" "$arches" "$variant" "$pkgs" "$(mmdebstrap --version)")
+  local recipe=("$names" "$suite" "$arches" "$variant" "$pkgs" "$(mmdebstrap --version)")
+  [ "$variant" = distroless ] && recipe+=("$(distroless_hooks)")
+  local k; k=$(key "$ENGINE_SRC/mkimage/main.go" -- "${recipe[@]}")
   local dir=$BOTCORE_CACHE/images/$k
   if [ -f "$dir/.complete" ]; then echo "$dir/layout $names"; return; fi
   log "base image ${names%%,*} ($suite $variant; $arches) from Debian packages"

@@ -173,9 +173,19 @@ func TestPipeline(t *testing.T) {
 					From("python:3.13-slim-trixie").
 					WithServiceBinding("app", app).
 					WithEnvVariable("NONCE", fmt.Sprint(time.Now().UnixNano())).
-					WithExec([]string{"python3", "-c", `import sys, urllib.request
-r = urllib.request.urlopen(sys.argv[1], timeout=60)
-print(r.status, r.read().decode())`, url}).
+					// Poll like a container health check: the service's port may
+					// accept connections before the app (under QEMU for arm64) serves.
+					WithExec([]string{"python3", "-c", `import sys, time, urllib.request
+deadline = time.time() + 120
+while True:
+    try:
+        r = urllib.request.urlopen(sys.argv[1], timeout=10)
+        print(r.status, r.read().decode())
+        break
+    except Exception as e:
+        if time.time() > deadline:
+            raise
+        time.sleep(0.5)`, url}).
 					Stdout(ctx)
 				if err != nil {
 					t.Errorf("%s %s: health check: %v\n%s", s.Name, plat, err, tail(logs.String(), 30))
