@@ -34,6 +34,8 @@ type CLI struct {
 	Versions versionsCmd `cmd:"" help:"List the published versions of each service, newest first."`
 	Inspect  inspectCmd  `cmd:"" help:"Show the digest, platforms, labels, sizes and cosign tags of an image."`
 	Cleanup  cleanupCmd  `cmd:"" help:"Delete old releases, keeping the newest N (dry run unless --yes)."`
+	Pull     pullCmd     `cmd:"" help:"Pull one release of each service into the Docker engine, or into OCI layouts when none answers."`
+	Doctor   doctorCmd   `cmd:"" help:"Check the Dagger engine, the registry, the credentials and push/pull/delete with a throwaway image."`
 }
 
 // Globals are the flags every command takes. A flag tagged envvar falls back
@@ -89,7 +91,7 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("botcore"),
-		kong.Description("Operator CLI for the bot-core images: inspect, list and clean up what the release pipeline published."),
+		kong.Description("Operator CLI for the bot-core images: check the setup, then inspect, list, pull and clean up what the release pipeline published."),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitRequest(code)) }),
 		kong.Resolvers(envResolver(env)),

@@ -11,8 +11,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Item is one service's multi-platform index bound for a repository.
@@ -72,9 +76,15 @@ func Release(ctx context.Context, items []Item, tags []string, progress Progress
 
 // LoadIndex reads the multi-platform index from an OCI image layout as
 // Dagger's Container.asTarball writes it: index.json points at one image
-// index, which lists the platform manifests.
+// index, which lists the platform manifests. A single-platform build is one
+// image manifest instead; it is wrapped in an index of one (and the layout
+// rewritten to hold that index), so every release publishes an index.
 func LoadIndex(dir string) (v1.ImageIndex, error) {
-	root, err := layout.ImageIndexFromPath(dir)
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read OCI layout %s: %w", dir, err)
+	}
+	root, err := p.ImageIndex()
 	if err != nil {
 		return nil, fmt.Errorf("read OCI layout %s: %w", dir, err)
 	}
@@ -82,10 +92,36 @@ func LoadIndex(dir string) (v1.ImageIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(m.Manifests) == 1 && m.Manifests[0].MediaType.IsIndex() {
-		return root.ImageIndex(m.Manifests[0].Digest)
+	if len(m.Manifests) != 1 {
+		return nil, fmt.Errorf("OCI layout %s: want one entry in index.json, found %d", dir, len(m.Manifests))
 	}
-	return nil, fmt.Errorf("OCI layout %s: want one image index in index.json, found %d entries", dir, len(m.Manifests))
+	desc := m.Manifests[0]
+	switch {
+	case desc.MediaType.IsIndex():
+		return root.ImageIndex(desc.Digest)
+	case desc.MediaType.IsImage():
+		img, err := root.Image(desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, mutate.IndexAddendum{
+			Add:        img,
+			Descriptor: v1.Descriptor{Platform: cf.Platform()},
+		}), types.OCIImageIndex)
+		if err := p.AppendIndex(idx); err != nil {
+			return nil, err
+		}
+		if err := p.RemoveDescriptors(match.Digests(desc.Digest)); err != nil {
+			return nil, err
+		}
+		return idx, nil
+	default:
+		return nil, fmt.Errorf("OCI layout %s: index.json points at %s, not an image or index", dir, desc.MediaType)
+	}
 }
 
 // Platforms maps each platform ("linux/arm64") in an index to its manifest digest.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -122,5 +123,46 @@ func TestReleaseFailureMovesNoTag(t *testing.T) {
 	}
 	if _, err := remote.Head(rust.Tag("v2.0.0")); err == nil {
 		t.Fatal("rust-core-engine:v2.0.0 exists although the release failed")
+	}
+}
+
+// asTarball of one platform writes a bare image manifest; LoadIndex turns the
+// layout into an index of one, so a single-platform release still publishes
+// an index with its platform recorded.
+func TestLoadIndexWrapsSinglePlatformImage(t *testing.T) {
+	dir := t.TempDir()
+	img, err := random.Image(128, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "arm64"
+	img, _ = mutate.ConfigFile(img, cf)
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := LoadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plats, _ := Platforms(idx)
+	want, _ := img.Digest()
+	if len(plats) != 1 || plats["linux/arm64"] != want.String() {
+		t.Fatalf("platforms %v, want linux/arm64 -> %s", plats, want)
+	}
+	// The layout on disk now holds the index, and loading it again is stable.
+	again, err := LoadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, _ := idx.Digest()
+	d2, _ := again.Digest()
+	if d1 != d2 {
+		t.Fatalf("reloaded index %s, first load %s", d2, d1)
 	}
 }

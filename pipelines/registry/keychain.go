@@ -26,50 +26,111 @@ const (
 //     never sent to another registry, e.g. one a base image comes from):
 //     DOCKER_USERNAME + DOCKER_PASSWORD for any kind; for ghcr.io also
 //     GITHUB_TOKEN with GITHUB_ACTOR (or DOCKER_USERNAME) as the user;
-//  2. the cloud provider's token flow for the kind (see cloudKeychain: not
-//     implemented yet, so this step never answers);
+//  2. the cloud provider's token flow for the kind, only when env configures
+//     its credentials (so no metadata server is ever waited for);
 //  3. the docker config: $DOCKER_CONFIG/config.json when env sets
 //     DOCKER_CONFIG, otherwise authn.DefaultKeychain (~/.docker/config.json,
 //     then podman's auth file); both honour credsStore and credHelpers.
 //
 // Anything else is anonymous. env is os.Getenv in the CLI and a fake in tests.
+//
+// The environment variables, by step:
+//
+//	step   variable                        meaning
+//	-----  ------------------------------  ---------------------------------------------
+//	env    DOCKER_USERNAME                 user for the registry (any kind)
+//	env    DOCKER_PASSWORD                 password or token; for ACR an ACR token works
+//	                                       with its token name as DOCKER_USERNAME
+//	env    GITHUB_TOKEN                    ghcr.io only: token used as the password
+//	env    GITHUB_ACTOR                    ghcr.io only: user for GITHUB_TOKEN
+//	ecr    AWS_ACCESS_KEY_ID               static AWS key id (with the secret below)
+//	ecr    AWS_SECRET_ACCESS_KEY           static AWS secret key
+//	ecr    AWS_SESSION_TOKEN               optional session token for temporary keys
+//	ecr    AWS_PROFILE                     else: a profile of ~/.aws/config (SSO,
+//	                                       credential_process, assume-role, ...)
+//	ecr    AWS_WEB_IDENTITY_TOKEN_FILE     else: web identity (EKS, CI OIDC) with
+//	                                       AWS_ROLE_ARN, read by the SDK itself
+//	ecr    AWS_ENDPOINT_URL_ECR            ECR API endpoint override (else
+//	       (or AWS_ENDPOINT_URL)           https://api.ecr.<region>.amazonaws.com)
+//	                                       -> GetAuthorizationToken in the registry's
+//	                                       region; user AWS, password from the token
+//	gcr    GOOGLE_OAUTH_ACCESS_TOKEN       access token used as is (gcr and gar)
+//	gcr    GOOGLE_APPLICATION_CREDENTIALS  else: a service_account (or gcloud
+//	                                       authorized_user) JSON key; the token comes
+//	                                       from its token_uri with the cloud-platform
+//	                                       scope; user oauth2accesstoken
+//	acr    AZURE_CLIENT_ID                 service principal (all three needed)
+//	acr    AZURE_CLIENT_SECRET             its client secret
+//	acr    AZURE_TENANT_ID                 its tenant
+//	acr    AZURE_AUTHORITY_HOST            Entra ID authority (default
+//	                                       https://login.microsoftonline.com); the
+//	                                       AAD token is exchanged at
+//	                                       https://<registry>/oauth2/exchange for a
+//	                                       refresh token; user
+//	                                       00000000-0000-0000-0000-000000000000
+//	config DOCKER_CONFIG                   directory of the docker config.json
+//
+// Instance roles (EC2/ECS metadata), GCE metadata and Azure managed
+// identities are not tried; use the docker credential helpers
+// (docker-credential-ecr-login, docker-credential-gcloud,
+// docker-credential-acr-env) in the docker config for those.
 func Keychain(info Info, env func(string) string) authn.Keychain {
-	chain := []authn.Keychain{envKeychain{info: info, env: env}}
-	if kc := cloudKeychain(info, env); kc != nil {
-		chain = append(chain, kc)
-	}
-	if dir := env(EnvDockerCfg); dir != "" {
-		chain = append(chain, configDirKeychain{dir: dir})
-	} else {
-		chain = append(chain, authn.DefaultKeychain)
+	steps := keychainSteps(info, env)
+	chain := make([]authn.Keychain, len(steps))
+	for i, s := range steps {
+		chain[i] = s.kc
 	}
 	return authn.NewMultiKeychain(chain...)
 }
 
-// cloudKeychain is the seam for the cloud registries' own token flows. None
-// is implemented yet; what is missing per kind:
-//
-//   - ecr: exchanging AWS credentials (env, profile, instance role) for a
-//     12-hour token through ECR GetAuthorizationToken (aws-sdk-go-v2, or
-//     github.com/awslabs/amazon-ecr-credential-helper's library);
-//   - gcr, gar: an OAuth2 access token from Application Default Credentials
-//     or gcloud (go-containerregistry's pkg/v1/google.Keychain, which pulls
-//     in golang.org/x/oauth2/google);
-//   - acr: exchanging an Entra ID (Azure AD) token for an ACR refresh token
-//     at https://<registry>.azurecr.io/oauth2/exchange (azidentity).
-//
-// Until then these registries work with DOCKER_USERNAME/DOCKER_PASSWORD
-// (e.g. AWS as user and `aws ecr get-login-password` as password,
-// oauth2accesstoken and `gcloud auth print-access-token`, or an ACR token)
-// or with their docker credential helpers (docker-credential-ecr-login,
-// docker-credential-gcloud, docker-credential-acr-env) configured in the
-// docker config. Returning nil means "no cloud step".
-func cloudKeychain(info Info, _ func(string) string) authn.Keychain {
-	switch info.Kind {
-	case KindECR, KindGCR, KindGAR, KindACR:
-		return nil // not implemented yet, see above
+// Source names the Keychain step that answered.
+type Source string
+
+// The Keychain steps.
+const (
+	SourceEnv          Source = "env"
+	SourceCloud        Source = "cloud"
+	SourceDockerConfig Source = "docker config"
+	SourceAnonymous    Source = "anonymous"
+)
+
+type keychainStep struct {
+	source Source
+	kc     authn.Keychain
+}
+
+func keychainSteps(info Info, env func(string) string) []keychainStep {
+	steps := []keychainStep{{SourceEnv, envKeychain{info: info, env: env}}}
+	if kc := cloudKeychain(info, env); kc != nil {
+		steps = append(steps, keychainStep{SourceCloud, kc})
 	}
-	return nil
+	if dir := env(EnvDockerCfg); dir != "" {
+		steps = append(steps, keychainStep{SourceDockerConfig, configDirKeychain{dir: dir}})
+	} else {
+		steps = append(steps, keychainStep{SourceDockerConfig, authn.DefaultKeychain})
+	}
+	return steps
+}
+
+// ResolveSource walks the same steps as Keychain for info's registry and
+// says which one answered, with its authenticator (authn.Anonymous and
+// SourceAnonymous when none did). An error is a step that failed, e.g. a
+// cloud token request.
+func ResolveSource(ctx context.Context, info Info, env func(string) string) (Source, authn.Authenticator, error) {
+	reg, err := info.Reg()
+	if err != nil {
+		return "", nil, err
+	}
+	for _, s := range keychainSteps(info, env) {
+		auth, err := authn.Resolve(ctx, s.kc, reg)
+		if err != nil {
+			return s.source, nil, err
+		}
+		if auth != authn.Anonymous {
+			return s.source, auth, nil
+		}
+	}
+	return SourceAnonymous, authn.Anonymous, nil
 }
 
 // envKeychain answers from environment variables for one registry.

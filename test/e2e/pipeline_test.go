@@ -245,6 +245,28 @@ while True:
 		}
 	})
 
+	t.Run("one service for one platform still exports an index", func(t *testing.T) {
+		out := t.TempDir()
+		daggerCall(t, "build-all", "--version", "v1.0.0", "--services", "python-ai-service",
+			"--platforms", "linux/arm64", "--source-date-epoch", epoch, "export", "--path", out)
+		m := readRelease(t, out)
+		if len(m.Services) != 1 || m.Services[0].Name != "python-ai-service" {
+			t.Fatalf("release lists %+v, want python-ai-service only", m.Services)
+		}
+		s := m.Services[0]
+		if len(s.Platforms) != 1 || s.Platforms["linux/arm64"] == "" {
+			t.Fatalf("platforms %v, want linux/arm64 only", s.Platforms)
+		}
+		root, err := layout.ImageIndexFromPath(filepath.Join(out, s.Layout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rm, _ := root.IndexManifest()
+		if len(rm.Manifests) != 1 || rm.Manifests[0].Digest.String() != s.IndexDigest || !rm.Manifests[0].MediaType.IsIndex() {
+			t.Fatalf("layout index.json %+v, want the index %s", rm.Manifests, s.IndexDigest)
+		}
+	})
+
 	t.Run("a failing service leaves every tag where it was", func(t *testing.T) {
 		src := brokenCopy(t, "rust-core-engine")
 		stderr, err := daggerCallErr(t, repoRoot(t), "--source", src, "build-all", "--version", "v1.0.1", "--git-sha", testSHA,

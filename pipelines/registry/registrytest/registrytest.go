@@ -39,6 +39,9 @@ type Server struct {
 	// only pull (writes get 403 DENIED).
 	User, Password         string
 	ReadUser, ReadPassword string
+	// NoDelete makes the registry refuse every DELETE with 405 UNSUPPORTED,
+	// as registries with deletes disabled do.
+	NoDelete bool
 
 	srv    *httptest.Server
 	mu     sync.Mutex
@@ -142,6 +145,10 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(inner http.Handler, readOnly bool, w http.ResponseWriter, r *http.Request) {
 	if readOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		writeError(w, http.StatusForbidden, "DENIED", "requested access to the resource is denied")
+		return
+	}
+	if s.NoDelete && r.Method == http.MethodDelete {
+		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "The operation is unsupported.")
 		return
 	}
 	inner.ServeHTTP(w, r)
