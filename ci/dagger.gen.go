@@ -64,6 +64,7 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 		PythonRuntime string
 		NodeBuilder   string
 		NodeRuntime   string
+		ToolsImage    string
 	}
 	concrete.Source = r.Source
 	concrete.RustBuilder = r.RustBuilder
@@ -72,6 +73,7 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 	concrete.PythonRuntime = r.PythonRuntime
 	concrete.NodeBuilder = r.NodeBuilder
 	concrete.NodeRuntime = r.NodeRuntime
+	concrete.ToolsImage = r.ToolsImage
 	return json.Marshal(&concrete)
 }
 
@@ -84,6 +86,7 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 		PythonRuntime string
 		NodeBuilder   string
 		NodeRuntime   string
+		ToolsImage    string
 	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
@@ -96,6 +99,7 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 	r.PythonRuntime = concrete.PythonRuntime
 	r.NodeBuilder = concrete.NodeBuilder
 	r.NodeRuntime = concrete.NodeRuntime
+	r.ToolsImage = concrete.ToolsImage
 	return nil
 }
 
@@ -427,7 +431,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg nodeRuntime", err))
 				}
 			}
-			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime), nil
+			var toolsImage string
+			if inputArgs["toolsImage"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["toolsImage"]), &toolsImage)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg toolsImage", err))
+				}
+			}
+			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage), nil
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

@@ -27,6 +27,7 @@ type BotCore struct {
 	RustBuilder, RustRuntime     string
 	PythonBuilder, PythonRuntime string
 	NodeBuilder, NodeRuntime     string
+	ToolsImage                   string
 }
 
 func (m *BotCore) images() builder.Images {
@@ -60,6 +61,9 @@ func New(
 	// Node.js runtime image (node).
 	// +optional
 	nodeRuntime string,
+	// Image with a POSIX shell and tar, for unpacking image archives.
+	// +default="debian:bookworm-slim"
+	toolsImage string,
 ) *BotCore {
 	img := builder.DefaultImages
 	for _, o := range []struct {
@@ -79,6 +83,7 @@ func New(
 		RustBuilder: img.RustBuilder, RustRuntime: img.RustRuntime,
 		PythonBuilder: img.PythonBuilder, PythonRuntime: img.PythonRuntime,
 		NodeBuilder: img.NodeBuilder, NodeRuntime: img.NodeRuntime,
+		ToolsImage: toolsImage,
 	}
 }
 

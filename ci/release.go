@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -173,35 +172,35 @@ func (m *BotCore) BuildAll(
 		return nil, err
 	}
 
-	out := "release"
-	if err := os.MkdirAll(filepath.Join(out, "images"), 0o755); err != nil {
-		return nil, err
-	}
 	rel := release.Manifest{Version: version, Revision: gitSha, Created: created, Tags: tagList, Platforms: plats}
+	result := dag.Directory()
 	var items []publish.Item
 	for i, s := range svcs {
-		layoutDir := filepath.Join("images", s.Name)
-		if err := exportLayout(ctx, ctrs[i], filepath.Join(out, layoutDir)); err != nil {
+		lay, err := m.exportLayout(ctx, ctrs[i])
+		if err != nil {
 			return nil, fmt.Errorf("export %s: %w", s.Name, err)
 		}
-		idx, err := publish.LoadIndex(filepath.Join(out, layoutDir))
-		if err != nil {
-			return nil, err
-		}
-		d, _ := idx.Digest()
-		platDigests, err := publish.Platforms(idx)
-		if err != nil {
-			return nil, err
-		}
-		sizes, err := publish.Sizes(idx)
-		if err != nil {
-			return nil, err
-		}
-		rs := release.Service{Name: s.Name, IndexDigest: d.String(), Platforms: platDigests, Layout: layoutDir, Sizes: sizes}
+		rs := release.Service{Name: s.Name, IndexDigest: lay.IndexDigest, Platforms: lay.Platforms, Sizes: lay.Sizes}
 		if publishing {
+			// Publishing needs the blobs here, where the registry client runs.
+			local := filepath.Join("publish", s.Name)
+			if _, err := lay.Dir.Export(ctx, local); err != nil {
+				return nil, fmt.Errorf("export %s: %w", s.Name, err)
+			}
+			idx, err := publish.LoadIndex(local)
+			if err != nil {
+				return nil, err
+			}
+			if d, _ := idx.Digest(); d.String() != lay.IndexDigest {
+				return nil, fmt.Errorf("export %s: layout index %s, expected %s", s.Name, d, lay.IndexDigest)
+			}
 			svcRepo := repo.Registry.Repo(repo.RepositoryStr(), s.Name)
 			rs.Image = svcRepo.Name()
 			items = append(items, publish.Item{Repo: svcRepo, Index: idx})
+		} else {
+			// Unpublished, the images themselves are the release.
+			rs.Layout = filepath.Join("images", s.Name)
+			result = result.WithDirectory(rs.Layout, lay.Dir)
 		}
 		rel.Services = append(rel.Services, rs)
 	}
@@ -215,44 +214,16 @@ func (m *BotCore) BuildAll(
 			return nil, err
 		}
 		rel.Registry, rel.Published = repo.Name(), true
-		// Published images live in the registry; the export keeps the reports.
-		for i := range rel.Services {
-			rel.Services[i].Layout = ""
-		}
-		if err := os.RemoveAll(filepath.Join(out, "images")); err != nil {
-			return nil, err
-		}
 	}
 
 	js, err := rel.JSON()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(out, "release.json"), js, 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(out, "summary.md"), []byte(rel.Summary()), 0o644); err != nil {
-		return nil, err
-	}
 	fmt.Print(rel.Summary())
-	return dag.CurrentModule().Workdir(out), nil
-}
-
-// exportLayout writes a service's platform containers as one OCI image
-// layout directory (an index with one manifest per platform).
-func exportLayout(ctx context.Context, variants []*dagger.Container, dir string) error {
-	tarball := variants[0].AsTarball(dagger.ContainerAsTarballOpts{
-		PlatformVariants: variants[1:],
-		// One algorithm for every layer, so digests do not depend on which
-		// compressed blobs happen to be in the engine's cache.
-		ForcedCompression: dagger.ImageLayerCompressionGzip,
-	})
-	tmp := dir + ".tar"
-	if _, err := tarball.Export(ctx, tmp); err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	return untar(tmp, dir)
+	return result.
+		WithNewFile("release.json", string(js)).
+		WithNewFile("summary.md", rel.Summary()), nil
 }
 
 // registryOptions authenticates with the given credentials (anonymous
