@@ -156,7 +156,7 @@ func (m *BotCore) build(ctx context.Context, s plan.Service, p dagger.Platform, 
 	if err != nil {
 		return nil, err
 	}
-	return builder.Build(dag, builder.Spec{
+	return builder.Build(ctx, dag, builder.Spec{
 		Service:       s,
 		Source:        m.Source.Directory(s.Path),
 		Platform:      p,

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -29,14 +30,14 @@ type Spec struct {
 }
 
 // Build returns the runtime container of one service for one platform.
-func Build(c *dagger.Client, s Spec) (*dagger.Container, error) {
+func Build(ctx context.Context, c *dagger.Client, s Spec) (*dagger.Container, error) {
 	var ctr *dagger.Container
 	var err error
 	switch s.Service.Language {
 	case "rust":
 		ctr, err = rust(c, s)
 	case "python":
-		ctr, err = python(c, s)
+		ctr, err = python(ctx, c, s)
 	case "nextjs":
 		ctr, err = nextjs(c, s)
 	default:
