@@ -11,12 +11,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/match"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Item is one service's multi-platform index bound for a repository.
@@ -74,17 +70,10 @@ func Release(ctx context.Context, items []Item, tags []string, progress Progress
 	return results, errors.Join(errs...)
 }
 
-// LoadIndex reads the multi-platform index from an OCI image layout as
-// Dagger's Container.asTarball writes it: index.json points at one image
-// index, which lists the platform manifests. A single-platform build is one
-// image manifest instead; it is wrapped in an index of one (and the layout
-// rewritten to hold that index), so every release publishes an index.
+// LoadIndex reads the multi-platform index of an OCI image layout whose
+// index.json points at exactly one image index, as build-all writes it.
 func LoadIndex(dir string) (v1.ImageIndex, error) {
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		return nil, fmt.Errorf("read OCI layout %s: %w", dir, err)
-	}
-	root, err := p.ImageIndex()
+	root, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read OCI layout %s: %w", dir, err)
 	}
@@ -92,36 +81,10 @@ func LoadIndex(dir string) (v1.ImageIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(m.Manifests) != 1 {
-		return nil, fmt.Errorf("OCI layout %s: want one entry in index.json, found %d", dir, len(m.Manifests))
+	if len(m.Manifests) != 1 || !m.Manifests[0].MediaType.IsIndex() {
+		return nil, fmt.Errorf("OCI layout %s: want index.json to hold one image index, found %d entries", dir, len(m.Manifests))
 	}
-	desc := m.Manifests[0]
-	switch {
-	case desc.MediaType.IsIndex():
-		return root.ImageIndex(desc.Digest)
-	case desc.MediaType.IsImage():
-		img, err := root.Image(desc.Digest)
-		if err != nil {
-			return nil, err
-		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return nil, err
-		}
-		idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, mutate.IndexAddendum{
-			Add:        img,
-			Descriptor: v1.Descriptor{Platform: cf.Platform()},
-		}), types.OCIImageIndex)
-		if err := p.AppendIndex(idx); err != nil {
-			return nil, err
-		}
-		if err := p.RemoveDescriptors(match.Digests(desc.Digest)); err != nil {
-			return nil, err
-		}
-		return idx, nil
-	default:
-		return nil, fmt.Errorf("OCI layout %s: index.json points at %s, not an image or index", dir, desc.MediaType)
-	}
+	return root.ImageIndex(m.Manifests[0].Digest)
 }
 
 // Platforms maps each platform ("linux/arm64") in an index to its manifest digest.
@@ -136,35 +99,6 @@ func Platforms(idx v1.ImageIndex) (map[string]string, error) {
 			continue
 		}
 		out[d.Platform.String()] = d.Digest.String()
-	}
-	return out, nil
-}
-
-// Sizes maps each platform to its image's size as pulled: the config plus
-// every compressed layer.
-func Sizes(idx v1.ImageIndex) (map[string]int64, error) {
-	m, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int64{}
-	for _, d := range m.Manifests {
-		if d.Platform == nil {
-			continue
-		}
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			return nil, err
-		}
-		mf, err := img.Manifest()
-		if err != nil {
-			return nil, err
-		}
-		total := mf.Config.Size
-		for _, l := range mf.Layers {
-			total += l.Size
-		}
-		out[d.Platform.String()] = total
 	}
 	return out, nil
 }

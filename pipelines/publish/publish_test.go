@@ -126,43 +126,40 @@ func TestReleaseFailureMovesNoTag(t *testing.T) {
 	}
 }
 
-// asTarball of one platform writes a bare image manifest; LoadIndex turns the
-// layout into an index of one, so a single-platform release still publishes
-// an index with its platform recorded.
-func TestLoadIndexWrapsSinglePlatformImage(t *testing.T) {
-	dir := t.TempDir()
+// A layout holding a bare image (not an index) is refused with a clear
+// error, and one holding an index loads with its platforms.
+func TestLoadIndex(t *testing.T) {
 	img, err := random.Image(128, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "arm64"
-	img, _ = mutate.ConfigFile(img, cf)
-	p, err := layout.Write(dir, empty.Index)
+	bare := t.TempDir()
+	p, err := layout.Write(bare, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.AppendImage(img); err != nil {
 		t.Fatal(err)
 	}
-	idx, err := LoadIndex(dir)
+	if _, err := LoadIndex(bare); err == nil || !strings.Contains(err.Error(), "one image index") {
+		t.Fatalf("bare image layout: error %v", err)
+	}
+
+	dir := t.TempDir()
+	idx := twoPlatformIndex(t)
+	p, err = layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plats, _ := Platforms(idx)
-	want, _ := img.Digest()
-	if len(plats) != 1 || plats["linux/arm64"] != want.String() {
-		t.Fatalf("platforms %v, want linux/arm64 -> %s", plats, want)
+	if err := p.AppendIndex(idx); err != nil {
+		t.Fatal(err)
 	}
-	// The layout on disk now holds the index, and loading it again is stable.
-	again, err := LoadIndex(dir)
+	got, err := LoadIndex(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d1, _ := idx.Digest()
-	d2, _ := again.Digest()
-	if d1 != d2 {
-		t.Fatalf("reloaded index %s, first load %s", d2, d1)
+	want, _ := idx.Digest()
+	if d, _ := got.Digest(); d != want {
+		t.Fatalf("loaded %s, want %s", d, want)
 	}
 }
