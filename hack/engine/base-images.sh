@@ -55,7 +55,8 @@ HOOKS
 
 build_one() { # names suite arches variant packages
   local names=$1 suite=$2 arches=$3 variant=$4 pkgs=$5
-  local recipe=("$names" "$suite" "$arches" "$variant" "$pkgs" "$(mmdebstrap --version)")
+  # Keyed by content only: renaming an image or adding an alias reuses the build.
+  local recipe=("$suite" "$arches" "$variant" "$pkgs" "$(mmdebstrap --version)")
   [ "$variant" = distroless ] && recipe+=("$(distroless_hooks)")
   local k; k=$(key "$ENGINE_SRC/mkimage/main.go" -- "${recipe[@]}")
   local dir=$BOTCORE_CACHE/images/$k
