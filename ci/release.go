@@ -35,14 +35,10 @@ type request struct {
 }
 
 func (r request) tags() ([]string, error) {
-	if r.Version != "" {
-		if err := tags.ValidateVersion(r.Version); err != nil {
-			return nil, err
-		}
-	}
 	if r.Version == "" && r.GitRef == "" && r.PR == 0 {
 		return nil, errors.New("nothing to tag: give --version (e.g. v1.0.0), or --git-ref/--git-sha/--pr as CI does")
 	}
+	// Compute validates the version (semver) and the SHA itself.
 	return tags.Compute(tags.Source{Version: r.Version, Ref: r.GitRef, SHA: r.GitSHA, PR: r.PR})
 }
 

@@ -37,13 +37,13 @@ fi`
 		WithTimestamps(s.Epoch)
 
 	app := s.Source.
-		WithoutDirectory("tests").
+		Filter(dagger.DirectoryFilterOpts{Exclude: []string{"tests", "**/__pycache__"}}).
 		WithTimestamps(s.Epoch)
 
 	return c.Container(dagger.ContainerOpts{Platform: s.Platform}).
 		From(s.Images.PythonRuntime).
 		WithDirectory("/opt/venv", venv).
-		WithDirectory("/app", app, dagger.ContainerWithDirectoryOpts{Exclude: []string{"**/__pycache__", "tests"}}).
+		WithDirectory("/app", app).
 		WithWorkdir("/app").
 		WithEnvVariable("PYTHONUNBUFFERED", "1").
 		WithEnvVariable("PYTHONDONTWRITEBYTECODE", "1").

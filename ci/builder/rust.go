@@ -7,27 +7,27 @@ import (
 	"dagger/bot-core/internal/dagger"
 )
 
-var rustTargets = map[string]string{
-	"amd64": "x86_64-unknown-linux-gnu",
-	"arm64": "aarch64-unknown-linux-gnu",
+// rustTarget is what cross-compiling for one architecture takes, as Debian
+// names the linker and its packages.
+type rustTarget struct {
+	triple, linker, crossPackages string
 }
 
-// Cross linkers per target, as Debian names them.
-var rustLinkers = map[string]string{
-	"aarch64-unknown-linux-gnu": "aarch64-linux-gnu-gcc",
-	"x86_64-unknown-linux-gnu":  "x86_64-linux-gnu-gcc",
+var rustTargets = map[string]rustTarget{
+	"amd64": {"x86_64-unknown-linux-gnu", "x86_64-linux-gnu-gcc", "gcc-x86-64-linux-gnu libc6-dev-amd64-cross"},
+	"arm64": {"aarch64-unknown-linux-gnu", "aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"},
 }
 
 // rust cross-compiles on the build platform (no QEMU: a Rust build under
 // emulation is an order of magnitude slower) and copies the one binary into
 // a distroless runtime.
 func rust(c *dagger.Client, s Spec) (*dagger.Container, error) {
-	target, ok := rustTargets[arch(s.Platform)]
+	t, ok := rustTargets[arch(s.Platform)]
 	if !ok {
 		return nil, fmt.Errorf("service %s: no Rust target for %s", s.Service.Name, s.Platform)
 	}
+	target := t.triple
 	cross := arch(s.Platform) != arch(s.BuildPlatform)
-	linker := rustLinkers[target]
 
 	// The official image brings rustup and no cross linker; Debian's rustc
 	// brings target std as a package (libstd-rust-dev:arm64). Add only what
@@ -35,8 +35,8 @@ func rust(c *dagger.Client, s Spec) (*dagger.Container, error) {
 	prepare := fmt.Sprintf(`
 if command -v rustup >/dev/null; then rustup target list --installed | grep -qx %[1]s || rustup target add %[1]s; fi
 if [ %[2]t = true ] && ! command -v %[3]s >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc-%[4]s-linux-gnu libc6-dev-%[5]s-cross
-fi`, target, cross, linker, map[bool]string{true: "aarch64", false: "x86-64"}[arch(s.Platform) == "arm64"], arch(s.Platform))
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends %[4]s
+fi`, target, cross, t.linker, t.crossPackages)
 
 	out := "/out/" + s.Service.Name
 	// Cargo decides freshness by mtime, and target/ is a cache shared across
@@ -63,7 +63,7 @@ done
 		WithMountedCache("/cargo/registry", c.CacheVolume("bot-core-cargo-registry")).
 		WithMountedCache("/cargo/git", c.CacheVolume("bot-core-cargo-git")).
 		WithExec(sh(prepare)).
-		WithEnvVariable("CARGO_TARGET_"+envName(target)+"_LINKER", linker).
+		WithEnvVariable("CARGO_TARGET_"+envName(target)+"_LINKER", t.linker).
 		WithDirectory("/src", s.Source, dagger.ContainerWithDirectoryOpts{Exclude: []string{"target"}}).
 		WithWorkdir("/src").
 		// One target cache per service; targets live in their own subdirs.
