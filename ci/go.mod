@@ -62,10 +62,8 @@ replace go.opentelemetry.io/otel/log => go.opentelemetry.io/otel/log v0.14.0
 replace go.opentelemetry.io/otel/sdk/log => go.opentelemetry.io/otel/sdk/log v0.14.0
 
 require (
-	github.com/bot-core/delivery v0.0.0
+	github.com/bot-core/delivery/pipelines v0.0.0
 	github.com/google/go-containerregistry v0.20.6
 )
 
-// The module shares the root module's plain Go packages (pipelines/...);
-// dagger.json includes the root go.mod, go.sum and pipelines/ for this.
-replace github.com/bot-core/delivery => ../
+replace github.com/bot-core/delivery/pipelines => ../pipelines

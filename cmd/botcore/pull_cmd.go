@@ -16,7 +16,7 @@ import (
 
 	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/bot-core/delivery/pipelines/tags"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/daemon"
