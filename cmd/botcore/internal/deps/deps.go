@@ -12,4 +12,6 @@ import (
 	_ "github.com/sigstore/cosign/v2/cmd/cosign/cli/sign"
 	_ "github.com/sigstore/cosign/v2/cmd/cosign/cli/verify"
 	_ "github.com/spdx/tools-golang/spdx"
+	_ "github.com/compose-spec/compose-go/v2/loader"
+	_ "github.com/rhysd/actionlint"
 )
