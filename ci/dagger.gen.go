@@ -65,6 +65,9 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 		NodeBuilder   string
 		NodeRuntime   string
 		ToolsImage    string
+		ToolSource    *dagger.Directory
+		GoImage       string
+		GoProxy       string
 	}
 	concrete.Source = r.Source
 	concrete.RustBuilder = r.RustBuilder
@@ -74,6 +77,9 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 	concrete.NodeBuilder = r.NodeBuilder
 	concrete.NodeRuntime = r.NodeRuntime
 	concrete.ToolsImage = r.ToolsImage
+	concrete.ToolSource = r.ToolSource
+	concrete.GoImage = r.GoImage
+	concrete.GoProxy = r.GoProxy
 	return json.Marshal(&concrete)
 }
 
@@ -87,6 +93,9 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 		NodeBuilder   string
 		NodeRuntime   string
 		ToolsImage    string
+		ToolSource    *dagger.Directory
+		GoImage       string
+		GoProxy       string
 	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
@@ -100,6 +109,9 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 	r.NodeBuilder = concrete.NodeBuilder
 	r.NodeRuntime = concrete.NodeRuntime
 	r.ToolsImage = concrete.ToolsImage
+	r.ToolSource = concrete.ToolSource
+	r.GoImage = concrete.GoImage
+	r.GoProxy = concrete.GoProxy
 	return nil
 }
 
@@ -222,6 +234,13 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 	switch parentName {
 	case "BotCore":
 		switch fnName {
+		case "Botcore":
+			var parent BotCore
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*BotCore).Botcore(&parent), nil
 		case "Build":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)
@@ -354,7 +373,98 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg sourceDateEpoch", err))
 				}
 			}
-			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch)
+			var severity string
+			if inputArgs["severity"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["severity"]), &severity)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg severity", err))
+				}
+			}
+			var ignoreUnfixed bool
+			if inputArgs["ignoreUnfixed"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["ignoreUnfixed"]), &ignoreUnfixed)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg ignoreUnfixed", err))
+				}
+			}
+			var trivyDb *dagger.Directory
+			if inputArgs["trivyDb"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["trivyDb"]), &trivyDb)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg trivyDb", err))
+				}
+			}
+			var cosignKey *dagger.Secret
+			if inputArgs["cosignKey"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["cosignKey"]), &cosignKey)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg cosignKey", err))
+				}
+			}
+			var cosignPassword *dagger.Secret
+			if inputArgs["cosignPassword"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["cosignPassword"]), &cosignPassword)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg cosignPassword", err))
+				}
+			}
+			var oidcToken *dagger.Secret
+			if inputArgs["oidcToken"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["oidcToken"]), &oidcToken)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg oidcToken", err))
+				}
+			}
+			var oidcRequestUrl *dagger.Secret
+			if inputArgs["oidcRequestUrl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["oidcRequestUrl"]), &oidcRequestUrl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg oidcRequestUrl", err))
+				}
+			}
+			var oidcRequestToken *dagger.Secret
+			if inputArgs["oidcRequestToken"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["oidcRequestToken"]), &oidcRequestToken)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg oidcRequestToken", err))
+				}
+			}
+			var fulcioUrl string
+			if inputArgs["fulcioUrl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["fulcioUrl"]), &fulcioUrl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg fulcioUrl", err))
+				}
+			}
+			var rekorUrl string
+			if inputArgs["rekorUrl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["rekorUrl"]), &rekorUrl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg rekorUrl", err))
+				}
+			}
+			var noTlog bool
+			if inputArgs["noTlog"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["noTlog"]), &noTlog)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg noTlog", err))
+				}
+			}
+			var insecureIgnoreSct bool
+			if inputArgs["insecureIgnoreSct"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["insecureIgnoreSct"]), &insecureIgnoreSct)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg insecureIgnoreSct", err))
+				}
+			}
+			var hostServices []*dagger.Service
+			if inputArgs["hostServices"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["hostServices"]), &hostServices)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg hostServices", err))
+				}
+			}
+			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, hostServices)
 		case "Services":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)
@@ -438,7 +548,28 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg toolsImage", err))
 				}
 			}
-			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage), nil
+			var toolSource *dagger.Directory
+			if inputArgs["toolSource"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["toolSource"]), &toolSource)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg toolSource", err))
+				}
+			}
+			var goImage string
+			if inputArgs["goImage"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["goImage"]), &goImage)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg goImage", err))
+				}
+			}
+			var goproxy string
+			if inputArgs["goproxy"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["goproxy"]), &goproxy)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg goproxy", err))
+				}
+			}
+			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage, toolSource, goImage, goproxy), nil
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

@@ -28,6 +28,10 @@ type BotCore struct {
 	PythonBuilder, PythonRuntime string
 	NodeBuilder, NodeRuntime     string
 	ToolsImage                   string
+	// Go module the botcore tool CLI is built from (this repository's), the
+	// Go image it is built in and the module proxy that build uses.
+	ToolSource       *dagger.Directory
+	GoImage, GoProxy string
 }
 
 func (m *BotCore) images() builder.Images {
@@ -64,6 +68,17 @@ func New(
 	// Image with a POSIX shell and tar, for unpacking image archives.
 	// +default="debian:bookworm-slim"
 	toolsImage string,
+	// Go module of the botcore CLI (scan, sbom, sign); defaults to this
+	// repository's, whatever --source points at.
+	// +defaultPath="/"
+	// +ignore=["*", "!go.mod", "!go.sum", "!cmd/**", "!pipelines/**", "**/*_test.go", "**/testdata"]
+	toolSource *dagger.Directory,
+	// Go image that builds the botcore CLI.
+	// +default="golang:1.26-bookworm"
+	goImage string,
+	// Go module proxy for that build.
+	// +default="https://proxy.golang.org,direct"
+	goproxy string,
 ) *BotCore {
 	img := builder.DefaultImages
 	for _, o := range []struct {
@@ -84,6 +99,7 @@ func New(
 		PythonBuilder: img.PythonBuilder, PythonRuntime: img.PythonRuntime,
 		NodeBuilder: img.NodeBuilder, NodeRuntime: img.NodeRuntime,
 		ToolsImage: toolsImage,
+		ToolSource: toolSource, GoImage: goImage, GoProxy: goproxy,
 	}
 }
 

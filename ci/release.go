@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"dagger/bot-core/internal/dagger"
@@ -62,12 +63,15 @@ func (r request) labels() (map[string]string, error) {
 	return tags.Labels(tags.Meta{Version: r.Version, Revision: r.GitSHA, Source: r.SourceURL, Created: created}), nil
 }
 
-// BuildAll builds every service for every platform concurrently and returns
-// a directory with release.json (service, platform digests, index digest,
-// tags), summary.md and, under images/, each service as an OCI image layout
-// holding all its platforms. With --registry it then publishes every service
-// as one multi-platform index <registry>/<service>: all digests first, the
-// tags only once every service is pushed.
+// BuildAll builds every service for every platform concurrently, scans each
+// image with Trivy (a failing gate stops the release before anything is
+// pushed) and makes its SPDX SBOM with Syft. It returns a directory with
+// release.json, summary.md, sarif/, scan/ and sbom/ (one file per service and
+// platform) and, when nothing is published, images/ with each service as an
+// OCI image layout of all its platforms. With --registry it publishes every
+// service as one multi-platform index by digest, signs each index and
+// platform manifest and attests its SBOM (keyless with an OIDC token, or with
+// --cosign-key), and only then moves the tags.
 //
 // +cache="never"
 func (m *BotCore) BuildAll(
@@ -94,7 +98,7 @@ func (m *BotCore) BuildAll(
 	// Dagger functions cannot reach the caller's localhost otherwise.
 	// +optional
 	registryService *dagger.Service,
-	// Build and export only, even when --registry is given (the seed's build-only mode).
+	// Build, scan and export only, even when --registry is given (pull requests).
 	// +optional
 	buildOnly bool,
 	// Git ref being built (refs/heads/main, refs/tags/v1.2.3, refs/pull/7/merge), as CI passes it.
@@ -112,6 +116,50 @@ func (m *BotCore) BuildAll(
 	// SOURCE_DATE_EPOCH (the commit time): file times and the created label.
 	// +optional
 	sourceDateEpoch int,
+	// Vulnerability severities that fail the release (Trivy).
+	// +default="HIGH,CRITICAL"
+	severity string,
+	// Let vulnerabilities without a fixed version pass the gate.
+	// +optional
+	ignoreUnfixed bool,
+	// Trivy vulnerability database to use offline: a directory holding
+	// trivy.db and metadata.json. Without it the database is downloaded and
+	// kept in a cache volume.
+	// +optional
+	trivyDb *dagger.Directory,
+	// Cosign private key (e.g. env:COSIGN_KEY) for key-based signing.
+	// +optional
+	cosignKey *dagger.Secret,
+	// Password of --cosign-key.
+	// +optional
+	cosignPassword *dagger.Secret,
+	// OIDC identity token for keyless signing.
+	// +optional
+	oidcToken *dagger.Secret,
+	// GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL, for keyless signing in a workflow.
+	// +optional
+	oidcRequestUrl *dagger.Secret,
+	// GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_TOKEN.
+	// +optional
+	oidcRequestToken *dagger.Secret,
+	// Fulcio (keyless certificates).
+	// +default="https://fulcio.sigstore.dev"
+	fulcioUrl string,
+	// Rekor transparency log.
+	// +default="https://rekor.sigstore.dev"
+	rekorUrl string,
+	// Sign without writing to the transparency log (recorded in release.json).
+	// +optional
+	noTlog bool,
+	// Accept keyless certificates without a certificate transparency
+	// timestamp, as a private Fulcio without a CT log issues them (recorded).
+	// +optional
+	insecureIgnoreSct bool,
+	// Tunnels to other services on the caller's machine (a private Fulcio, a
+	// token endpoint), e.g. tcp://127.0.0.1:5555: the tool container then
+	// reaches 127.0.0.1:5555 through them.
+	// +optional
+	hostServices []*dagger.Service,
 ) (*dagger.Directory, error) {
 	req := request{Version: version, GitRef: gitRef, GitSHA: gitSha, PR: pr, SourceURL: sourceUrl, Epoch: sourceDateEpoch}
 
@@ -144,6 +192,18 @@ func (m *BotCore) BuildAll(
 			return nil, err
 		}
 	}
+	scanPol := scanPolicy{ignoreUnfixed: ignoreUnfixed, db: trivyDb}
+	if scanPol.severities, err = parseSeverities(severity); err != nil {
+		return nil, err
+	}
+	if scanPol.ignoreFile, err = m.trivyIgnore(ctx); err != nil {
+		return nil, err
+	}
+	signPol := signPolicy{key: cosignKey, keyPassword: cosignPassword, idToken: oidcToken,
+		requestURL: oidcRequestUrl, requestToken: oidcRequestToken, fulcioURL: fulcioUrl, rekorURL: rekorUrl, noTlog: noTlog, noSCT: insecureIgnoreSct}
+	if err := signPol.validate(); err != nil {
+		return nil, err
+	}
 
 	// Build every service × platform at once; the engine schedules them.
 	ctrs := make([][]*dagger.Container, len(svcs))
@@ -167,16 +227,58 @@ func (m *BotCore) BuildAll(
 	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
-
-	rel := release.Manifest{Version: version, Revision: gitSha, Created: created, Tags: tagList, Platforms: plats}
-	result := dag.Directory()
-	var items []publish.Item
+	layouts := make([]ociLayout, len(svcs))
 	for i, s := range svcs {
-		lay, err := m.exportLayout(ctx, ctrs[i])
-		if err != nil {
+		if layouts[i], err = m.exportLayout(ctx, ctrs[i]); err != nil {
 			return nil, fmt.Errorf("export %s: %w", s.Name, err)
 		}
-		rs := release.Service{Name: s.Name, IndexDigest: lay.IndexDigest, Platforms: lay.Platforms, Sizes: lay.Sizes}
+	}
+
+	// Scan and SBOM every image before anything leaves the engine.
+	tools := m.tools()
+	reports := make([][]imageReports, len(svcs))
+	eg, gctx = errgroup.WithContext(ctx)
+	for i, s := range svcs {
+		reports[i] = make([]imageReports, len(plats))
+		for j, p := range plats {
+			eg.Go(func() (err error) {
+				reports[i][j], err = m.scanAndSBOM(gctx, tools, s.Name, p, layouts[i].Dir, scanPol)
+				return err
+			})
+		}
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	var gate []string
+	for i := range svcs {
+		for _, r := range reports[i] {
+			if r.gateErr != nil {
+				gate = append(gate, r.gateErr.Error())
+			}
+		}
+	}
+	if len(gate) > 0 {
+		return nil, fmt.Errorf("vulnerability gate (%s) failed, nothing was pushed:\n%s\n(fix or upgrade the packages, or list accepted CVEs in .trivyignore)",
+			strings.Join(scanPol.severities, ","), strings.Join(gate, "\n"))
+	}
+
+	rel := release.Manifest{Version: version, Revision: gitSha, Created: created, Tags: tagList, Platforms: plats, Scan: scanPol.record()}
+	result := dag.Directory()
+	var items []publish.Item
+	var targets []signTarget
+	for i, s := range svcs {
+		lay := layouts[i]
+		rs := release.Service{Name: s.Name, IndexDigest: lay.IndexDigest, Platforms: lay.Platforms, Sizes: lay.Sizes,
+			Reports: map[string]release.Reports{}}
+		sboms := map[string]*dagger.File{}
+		for _, r := range reports[i] {
+			base := fileBase(s.Name, r.platform)
+			rr := release.Reports{SARIF: "sarif/" + base + ".sarif", Scan: "scan/" + base + ".json", SBOM: "sbom/" + base + ".spdx.json", Findings: r.findings}
+			result = result.WithFile(rr.SARIF, r.sarif).WithFile(rr.Scan, r.scanJSON).WithFile(rr.SBOM, r.sbom)
+			rs.Reports[r.platform] = rr
+			sboms[r.platform] = r.sbom
+		}
 		if publishing {
 			// Publishing needs the blobs here, where the registry client runs.
 			local := filepath.Join("publish", s.Name)
@@ -193,6 +295,7 @@ func (m *BotCore) BuildAll(
 			svcRepo := repo.Registry.Repo(repo.RepositoryStr(), s.Name)
 			rs.Image = svcRepo.Name()
 			items = append(items, publish.Item{Repo: svcRepo, Index: idx})
+			targets = append(targets, signTarget{service: s.Name, repo: svcRepo.Name(), index: lay.IndexDigest, platforms: lay.Platforms, sboms: sboms})
 		} else {
 			// Unpublished, the images themselves are the release.
 			rs.Layout = filepath.Join("images", s.Name)
@@ -206,7 +309,38 @@ func (m *BotCore) BuildAll(
 		if err != nil {
 			return nil, err
 		}
-		if _, err := publish.Release(ctx, items, tagList, func(f string, a ...any) { fmt.Printf(f+"\n", a...) }, opts...); err != nil {
+		progress := func(f string, a ...any) { fmt.Printf(f+"\n", a...) }
+		pushed, err := publish.Push(ctx, items, progress, opts...)
+		if err != nil {
+			return nil, err
+		}
+		if signPol.mode() != "" {
+			var r reach
+			if registryService != nil {
+				if err := r.add(ctx, "registry", registryService, repo.RegistryStr()); err != nil {
+					return nil, err
+				}
+			}
+			for i, svc := range hostServices {
+				if err := r.add(ctx, fmt.Sprintf("host-%d", i), svc); err != nil {
+					return nil, err
+				}
+			}
+			auth := registryAuth{registry: repo.Name(), username: registryUsername, password: registryPassword}
+			if err := m.signAll(ctx, tools, signPol, auth, r, targets); err != nil {
+				return nil, err
+			}
+			rel.Signing = signPol.record()
+			for i := range rel.Services {
+				t := targets[i]
+				rel.Services[i].Signed = append(rel.Services[i].Signed, t.index)
+				for _, p := range sortedKeys(t.platforms) {
+					rel.Services[i].Signed = append(rel.Services[i].Signed, t.platforms[p])
+					rel.Services[i].Attested = append(rel.Services[i].Attested, t.platforms[p])
+				}
+			}
+		}
+		if err := publish.Tag(ctx, items, pushed, tagList, progress, opts...); err != nil {
 			return nil, err
 		}
 		rel.Registry, rel.Published = repo.Name(), true
@@ -220,6 +354,18 @@ func (m *BotCore) BuildAll(
 	return result.
 		WithNewFile("release.json", string(js)).
 		WithNewFile("summary.md", rel.Summary()), nil
+}
+
+// trivyIgnore is the source's .trivyignore, nil when it has none.
+func (m *BotCore) trivyIgnore(ctx context.Context) (*dagger.File, error) {
+	found, err := m.Source.Glob(ctx, ".trivyignore")
+	if err != nil {
+		return nil, err
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	return m.Source.File(".trivyignore"), nil
 }
 
 // registryOptions authenticates with the given credentials (anonymous

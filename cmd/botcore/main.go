@@ -36,14 +36,21 @@ type CLI struct {
 	Cleanup  cleanupCmd  `cmd:"" help:"Delete old releases, keeping the newest N (dry run unless --yes)."`
 	Pull     pullCmd     `cmd:"" help:"Pull one release of each service into the Docker engine, or into OCI layouts when none answers."`
 	Doctor   doctorCmd   `cmd:"" help:"Check the Dagger engine, the registry, the credentials and push/pull/delete with a throwaway image."`
+	Scan     scanCmd     `cmd:"" help:"Scan an image (registry, OCI layout or tarball) for vulnerable packages with Trivy; fails on HIGH and CRITICAL findings."`
+	Sbom     sbomCmd     `cmd:"" help:"Write the SPDX 2.3 JSON SBOM of an image (registry, OCI layout or tarball) with Syft."`
+	Sign     signCmd     `cmd:"" help:"Sign images by digest with cosign, keylessly (Fulcio) or with a key."`
+	Attest   attestCmd   `cmd:"" help:"Attach a signed in-toto attestation (e.g. an SPDX SBOM) to an image digest."`
+	Verify   verifyCmd   `cmd:"" help:"Verify the cosign signature (and optionally an attestation) of an image."`
+	Deploy   deployCmd   `cmd:"" help:"Deploy a release with docker compose: verify every image's signature, pull, up, wait for health, roll back on failure (--dry-run prints the plan)."`
 }
 
 // Globals are the flags every command takes. A flag tagged envvar falls back
 // to that environment variable (read through the env function given to run,
 // so tests need not touch the process environment).
 type Globals struct {
-	RegistryRef string `name:"registry" placeholder:"PREFIX" envvar:"DOCKER_REGISTRY" help:"Registry prefix the services are published under, e.g. ghcr.io/acme/bot-core; each service is <prefix>/<service> (env: DOCKER_REGISTRY)."`
-	JSON        bool   `name:"json" help:"Print machine-readable JSON on stdout instead of tables."`
+	RegistryRef string   `name:"registry" placeholder:"PREFIX" envvar:"DOCKER_REGISTRY" help:"Registry prefix the services are published under, e.g. ghcr.io/acme/bot-core; each service is <prefix>/<service> (env: DOCKER_REGISTRY)."`
+	JSON        bool     `name:"json" help:"Print machine-readable JSON on stdout instead of tables."`
+	ConnectTo   []string `name:"connect-to" placeholder:"HOST:PORT:CONNECT_HOST:CONNECT_PORT" envvar:"BOTCORE_CONNECT_TO" help:"Connect to CONNECT_HOST:CONNECT_PORT whenever HOST:PORT is needed, keeping URLs, Host headers and TLS names (curl's --connect-to; repeatable; env: BOTCORE_CONNECT_TO, comma-separated)."`
 }
 
 // app carries what commands need from the outside world.

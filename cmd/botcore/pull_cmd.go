@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-core/delivery/cmd/botcore/internal/signing"
 	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/bot-core/delivery/pipelines/tags"
-	"github.com/moby/moby/client"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/daemon"
@@ -24,10 +24,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/moby/moby/client"
 )
-
-// errVerifyUnavailable is what --verify says until the cosign stage exists.
-var errVerifyUnavailable = errors.New("signature verification is not available yet (needs the cosign stage)")
 
 const (
 	defaultDockerSocket = "/var/run/docker.sock"
@@ -42,7 +40,9 @@ type pullCmd struct {
 	Version string   `required:"" placeholder:"V" help:"Release to pull, e.g. v1.2.3 (a semantic version, as released)."`
 	Service []string `short:"s" placeholder:"S" help:"Service to pull (repeatable; default: rust-core-engine, python-ai-service, nextjs-ui-dashboard)."`
 	Output  string   `short:"o" placeholder:"DIR" default:"images" help:"Directory for the OCI layouts, one per service (DIR/<service>; default ./images/<service>), written when no Docker engine answers."`
-	Verify  bool     `help:"Verify each image's cosign signature first (not available yet: fails until the cosign stage exists)."`
+	Verify  bool     `help:"Verify each image's cosign signature first and refuse unsigned images or other signers (policy: --key, or --certificate-identity with --certificate-oidc-issuer; see botcore verify)."`
+
+	Policy verifyFlags `embed:"" group:"Verification (with --verify)"`
 }
 
 // pullResult is what pull reports per service.
@@ -56,9 +56,6 @@ type pullResult struct {
 }
 
 func (c *pullCmd) Run(g *Globals, a *app) error {
-	if c.Verify {
-		return errVerifyUnavailable
-	}
 	if err := tags.ValidateVersion(c.Version); err != nil {
 		return err
 	}
@@ -67,6 +64,45 @@ func (c *pullCmd) Run(g *Globals, a *app) error {
 		return err
 	}
 	opts := a.remoteOptions(info)
+	var verifier *signing.Verifier
+	if !c.Verify && c.Policy.given() {
+		return errors.New("--key, --certificate-identity and --certificate-oidc-issuer only apply with --verify: add --verify")
+	}
+	if c.Verify {
+		if verifier, err = c.Policy.verifier(a); err != nil {
+			return fmt.Errorf("pull --verify: %w", err)
+		}
+	}
+
+	// Resolve (and verify) every service before pulling any, so a refused
+	// image leaves nothing half-pulled. Pulling goes by the resolved
+	// descriptor, i.e. the digest that was verified, even if the tag moves.
+	type resolved struct {
+		service string
+		tag     name.Tag
+		desc    *remote.Descriptor
+	}
+	var todo []resolved
+	for _, s := range serviceNames(c.Service) {
+		repo, err := info.Repo(s)
+		if err != nil {
+			return err
+		}
+		tag := repo.Tag(c.Version)
+		a.progress("resolving %s", tag)
+		desc, err := remote.Get(tag, opts...)
+		if err != nil {
+			return registry.Explain(err, info)
+		}
+		if verifier != nil {
+			res, err := verifier.VerifyImage(a.ctx, repo.Digest(desc.Digest.String()), opts...)
+			if err != nil {
+				return fmt.Errorf("refusing to pull %s: %w", tag, verifyError(err, info))
+			}
+			a.progress("verified %s (%s): %s", tag, shortDigest(desc.Digest.String()), describeVerified(res))
+		}
+		todo = append(todo, resolved{s, tag, desc})
+	}
 
 	host, why := dockerEngine(a.ctx, a.env)
 	var docker *client.Client
@@ -81,17 +117,8 @@ func (c *pullCmd) Run(g *Globals, a *app) error {
 	}
 
 	var results []pullResult
-	for _, s := range serviceNames(c.Service) {
-		repo, err := info.Repo(s)
-		if err != nil {
-			return err
-		}
-		tag := repo.Tag(c.Version)
-		a.progress("resolving %s", tag)
-		desc, err := remote.Get(tag, opts...)
-		if err != nil {
-			return registry.Explain(err, info)
-		}
+	for _, r := range todo {
+		s, tag, desc := r.service, r.tag, r.desc
 		res := pullResult{Service: s, Reference: tag.String(), Digest: desc.Digest.String()}
 		if docker != nil {
 			err = pullIntoDocker(a, docker, tag, desc, &res, opts)
@@ -126,7 +153,9 @@ func pullIntoDocker(a *app, docker *client.Client, tag name.Tag, desc *remote.De
 	var img v1.Image
 	var err error
 	if desc.MediaType.IsIndex() {
-		img, err = remote.Image(tag, append(opts, remote.WithPlatform(platform))...)
+		// By digest: the index that was resolved (and maybe verified), even
+		// if the tag has moved since.
+		img, err = remote.Image(tag.Context().Digest(desc.Digest.String()), append(opts, remote.WithPlatform(platform))...)
 	} else {
 		img, err = desc.Image()
 	}

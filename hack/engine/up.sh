@@ -163,6 +163,9 @@ main() {
   "$ENGINE_SRC/base-images.sh" >"$RUN_DIR/images.list" || { wait "$sdk_pid" || true; exit 1; }
   wait "$sdk_pid" || exit 1
   local content digest; read -r content digest <"$RUN_DIR/sdk.out"
+  # The SDK image (Debian bookworm + the host's Go) doubles as the stand-in
+  # for golang:1.26-bookworm, in which the pipeline builds the botcore CLI.
+  echo "$content library/golang:1.26-bookworm" >>"$RUN_DIR/images.list"
   start_registry "$bin"
   start_engine "$bin" "$content" "$digest"
   install_cli "$bin"

@@ -29,10 +29,20 @@ type Result struct {
 // Progress receives one line per step; nil discards them.
 type Progress func(format string, args ...any)
 
-// Release pushes every item by digest, verifies each digest resolves, then
-// applies every tag to every item. If any push or check fails, no tag is
-// touched and the error names the service's repository.
+// Release pushes every item by digest (Push), then moves every tag (Tag).
 func Release(ctx context.Context, items []Item, tags []string, progress Progress, opts ...remote.Option) ([]Result, error) {
+	results, err := Push(ctx, items, progress, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return results, Tag(ctx, items, results, tags, progress, opts...)
+}
+
+// Push pushes every item by digest and verifies each digest resolves; no tag
+// is touched, so a failed push, or a failure between Push and Tag (a
+// signature that could not be made), leaves every existing tag where it was.
+// The error names the service's repository.
+func Push(ctx context.Context, items []Item, progress Progress, opts ...remote.Option) ([]Result, error) {
 	if progress == nil {
 		progress = func(string, ...any) {}
 	}
@@ -57,6 +67,15 @@ func Release(ctx context.Context, items []Item, tags []string, progress Progress
 			return nil, fmt.Errorf("check %s after push (no tags were moved): %w", r.Digest, err)
 		}
 	}
+	return results, nil
+}
+
+// Tag points every tag of every item at the digest Push returned for it.
+func Tag(ctx context.Context, items []Item, results []Result, tags []string, progress Progress, opts ...remote.Option) error {
+	if progress == nil {
+		progress = func(string, ...any) {}
+	}
+	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
 	var errs []error
 	for i, it := range items {
 		for _, t := range tags {
@@ -67,7 +86,7 @@ func Release(ctx context.Context, items []Item, tags []string, progress Progress
 			}
 		}
 	}
-	return results, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // LoadIndex reads the multi-platform index of an OCI image layout whose

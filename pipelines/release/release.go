@@ -22,6 +22,33 @@ type Manifest struct {
 	Tags      []string  `json:"tags"`
 	Platforms []string  `json:"platforms"`
 	Services  []Service `json:"services"`
+	// Scan is the vulnerability policy every image passed; nil when not scanned.
+	Scan *ScanPolicy `json:"scan,omitempty"`
+	// Signing says how the published digests were signed; nil when nothing was.
+	Signing *Signing `json:"signing,omitempty"`
+}
+
+// ScanPolicy is the gate the images were held to.
+type ScanPolicy struct {
+	Severities    []string `json:"severities"`
+	IgnoreUnfixed bool     `json:"ignoreUnfixed"`
+	// DB is where the vulnerability database came from: "directory" (given,
+	// offline) or "download" (trivy's repository, kept in a cache volume).
+	DB string `json:"db"`
+}
+
+// Signing records how signatures and attestations were made, so a verifier
+// knows what to expect: keyless certificates from FulcioURL, or a key, and
+// whether the transparency log holds an entry (Tlog false was an explicit
+// choice of the release, never a silent fallback).
+type Signing struct {
+	Mode      string `json:"mode"` // "keyless" or "key"
+	FulcioURL string `json:"fulcioUrl,omitempty"`
+	RekorURL  string `json:"rekorUrl,omitempty"`
+	Tlog      bool   `json:"tlog"`
+	// SCT false: keyless certificates were accepted without a certificate
+	// transparency timestamp (a private Fulcio without a CT log).
+	SCT bool `json:"sct"`
 }
 
 // Service is one service's multi-platform image.
@@ -38,6 +65,22 @@ type Service struct {
 	Layout string `json:"layout,omitempty"`
 	// Sizes maps each platform to its image's size: config plus compressed layers.
 	Sizes map[string]int64 `json:"sizes,omitempty"`
+	// Reports maps each platform to its scan and SBOM files inside the
+	// exported directory.
+	Reports map[string]Reports `json:"reports,omitempty"`
+	// Signed lists the digests signed (the index, then each platform
+	// manifest); Attested the platform manifests carrying an SPDX attestation.
+	Signed   []string `json:"signed,omitempty"`
+	Attested []string `json:"attested,omitempty"`
+}
+
+// Reports are one image's supply-chain outputs.
+type Reports struct {
+	SARIF string `json:"sarif"`
+	Scan  string `json:"scan"`
+	SBOM  string `json:"sbom"`
+	// Findings counts vulnerabilities per severity, ignored ones excluded.
+	Findings map[string]int `json:"findings"`
 }
 
 // JSON renders the manifest with stable formatting.
@@ -85,6 +128,29 @@ func (m Manifest) Summary() string {
 		sort.Strings(plats)
 		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", s.Name, s.IndexDigest, strings.Join(plats, ", "))
 	}
+	if m.Scan != nil {
+		fmt.Fprintf(&b, "\nVulnerability gate: %s%s passed (database: %s).\n\n", strings.Join(m.Scan.Severities, ","),
+			map[bool]string{true: " (fixed only)", false: ""}[m.Scan.IgnoreUnfixed], m.Scan.DB)
+		b.WriteString("| service | platform | findings |\n|---|---|---|\n")
+		for _, s := range m.Services {
+			var plats []string
+			for p := range s.Reports {
+				plats = append(plats, p)
+			}
+			sort.Strings(plats)
+			for _, p := range plats {
+				fmt.Fprintf(&b, "| %s | %s | %s |\n", s.Name, p, findings(s.Reports[p].Findings))
+			}
+		}
+	}
+	switch {
+	case m.Signing != nil && m.Signing.Mode == "keyless":
+		fmt.Fprintf(&b, "\nSigned keylessly (Fulcio %s; transparency log: %s).\n", m.Signing.FulcioURL, tlog(m.Signing))
+	case m.Signing != nil:
+		fmt.Fprintf(&b, "\nSigned with a key (transparency log: %s).\n", tlog(m.Signing))
+	case m.Published:
+		b.WriteString("\nNot signed: no OIDC token and no cosign key were given.\n")
+	}
 	return b.String()
 }
 
@@ -93,4 +159,25 @@ func codeList(xs []string) string {
 		return "none"
 	}
 	return "`" + strings.Join(xs, "`, `") + "`"
+}
+
+func tlog(s *Signing) string {
+	if s.Tlog {
+		return s.RekorURL
+	}
+	return "skipped on request"
+}
+
+// findings renders severity counts most severe first, "none" when empty.
+func findings(counts map[string]int) string {
+	var parts []string
+	for _, sev := range []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"} {
+		if n := counts[sev]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, sev))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -83,7 +83,7 @@ func TestPipeline(t *testing.T) {
 	var published release.Manifest
 	t.Run("build-all publishes one two-platform index per service", func(t *testing.T) {
 		out := t.TempDir()
-		daggerCall(t, "build-all", "--version", "v1.0.0", "--git-sha", testSHA, "--source-date-epoch", epoch,
+		daggerCall(t, "build-all", "--trivy-db", offlineDB(t), "--version", "v1.0.0", "--git-sha", testSHA, "--source-date-epoch", epoch,
 			"--registry", prefix, "--registry-service", "tcp://"+reg, "export", "--path", out)
 		published = readRelease(t, out)
 		if !published.Published || published.Registry != prefix {
@@ -202,7 +202,7 @@ while True:
 		var digests [2]map[string]string
 		for run := range 2 {
 			out := t.TempDir()
-			daggerCall(t, "build-all", "--version", "v1.0.0", "--git-sha", testSHA, "--source-date-epoch", epoch, "export", "--path", out)
+			daggerCall(t, "build-all", "--trivy-db", offlineDB(t), "--version", "v1.0.0", "--git-sha", testSHA, "--source-date-epoch", epoch, "export", "--path", out)
 			m := readRelease(t, out)
 			if m.Published || m.Registry != "" {
 				t.Fatalf("local build says published=%v registry=%q", m.Published, m.Registry)
@@ -247,7 +247,7 @@ while True:
 
 	t.Run("one service for one platform still exports an index", func(t *testing.T) {
 		out := t.TempDir()
-		daggerCall(t, "build-all", "--version", "v1.0.0", "--services", "python-ai-service",
+		daggerCall(t, "build-all", "--trivy-db", offlineDB(t), "--version", "v1.0.0", "--services", "python-ai-service",
 			"--platforms", "linux/arm64", "--source-date-epoch", epoch, "export", "--path", out)
 		m := readRelease(t, out)
 		if len(m.Services) != 1 || m.Services[0].Name != "python-ai-service" {
@@ -269,7 +269,7 @@ while True:
 
 	t.Run("a failing service leaves every tag where it was", func(t *testing.T) {
 		src := brokenCopy(t, "rust-core-engine")
-		stderr, err := daggerCallErr(t, repoRoot(t), "--source", src, "build-all", "--version", "v1.0.1", "--git-sha", testSHA,
+		stderr, err := daggerCallErr(t, repoRoot(t), "--source", src, "build-all", "--trivy-db", offlineDB(t), "--version", "v1.0.1", "--git-sha", testSHA,
 			"--registry", prefix, "--registry-service", "tcp://"+reg)
 		if err == nil {
 			t.Fatal("build-all succeeded with a broken rust-core-engine")
@@ -290,6 +290,7 @@ while True:
 	})
 
 	t.Run("bad input fails before anything is built or pushed", func(t *testing.T) {
+		t.Setenv("BOTCORE_TEST_KEY", "not-a-key")
 		for _, c := range []struct {
 			args []string
 			want string
@@ -298,9 +299,11 @@ while True:
 			{[]string{"--version", "v1.0.0", "--services", "nope"}, `unknown service "nope"`},
 			{[]string{"--version", "v1.0.0", "--platforms", "linux/s390x"}, `unsupported platform "linux/s390x"`},
 			{[]string{"--version", "v1.0.0", "--registry", "ghcr.io/Acme/Bot Core"}, "malformed registry reference"},
+			{[]string{"--version", "v1.0.0", "--severity", "HIGH,SEVERE"}, `unknown severity "SEVERE"`},
+			{[]string{"--version", "v1.0.0", "--cosign-key", "env:BOTCORE_TEST_KEY", "--oidc-token", "env:BOTCORE_TEST_KEY"}, "not both"},
 		} {
 			start := time.Now()
-			stderr, err := daggerCallErr(t, repoRoot(t), append([]string{"build-all"}, c.args...)...)
+			stderr, err := daggerCallErr(t, repoRoot(t), append([]string{"build-all", "--trivy-db", offlineDB(t)}, c.args...)...)
 			if err == nil || !strings.Contains(stderr, c.want) {
 				t.Errorf("build-all %v: err=%v, want an error mentioning %s\n%s", c.args, err, c.want, tail(stderr, 15))
 			}
@@ -366,16 +369,22 @@ func validateLayers(img v1.Image) error {
 	return nil
 }
 
-// brokenCopy copies the services manifest and examples into a temporary
-// source tree and breaks one service's code.
-func brokenCopy(t *testing.T, broken string) string {
+// sourceCopy copies the services manifest and examples into a temporary
+// source tree (for --source).
+func sourceCopy(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
-	root := repoRoot(t)
-	cmd := exec.Command("sh", "-c", `tar -C "$0" --exclude=node_modules --exclude=.next --exclude=target -cf - services.yaml examples | tar -C "$1" -xf -`, root, dst)
+	cmd := exec.Command("sh", "-c", `tar -C "$0" --exclude=node_modules --exclude=.next --exclude=target -cf - services.yaml examples | tar -C "$1" -xf -`, repoRoot(t), dst)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("copy source: %v %s", err, out)
 	}
+	return dst
+}
+
+// brokenCopy is a sourceCopy with one service's code broken.
+func brokenCopy(t *testing.T, broken string) string {
+	t.Helper()
+	dst := sourceCopy(t)
 	man, err := os.ReadFile(filepath.Join(dst, "services.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bot-core/delivery/cmd/botcore/internal/signing"
+	"github.com/bot-core/delivery/pipelines/registry"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// verifyFlags are the verification policy verify and pull --verify share.
+type verifyFlags struct {
+	Key                         string `name:"key" placeholder:"REF" help:"Verify key signatures with this public key: a file (cosign.pub), env:VAR (or env://VAR) holding the PEM, or a cosign key URI."`
+	CertificateIdentity         string `name:"certificate-identity" placeholder:"ID" help:"Keyless: the signer the certificate must name, e.g. an email or https://github.com/acme/bot-core/.github/workflows/release.yml@refs/tags/v1.2.3."`
+	CertificateIdentityRegexp   string `name:"certificate-identity-regexp" placeholder:"RE" help:"Keyless: a regular expression the signer must match instead."`
+	CertificateOIDCIssuer       string `name:"certificate-oidc-issuer" placeholder:"URL" help:"Keyless: the OIDC issuer that vouched for the signer, e.g. https://token.actions.githubusercontent.com."`
+	CertificateOIDCIssuerRegexp string `name:"certificate-oidc-issuer-regexp" placeholder:"RE" help:"Keyless: a regular expression the issuer must match instead."`
+	CARoots                     string `name:"ca-roots" placeholder:"FILE" envvar:"SIGSTORE_ROOT_FILE" help:"Keyless: PEM root certificate (and intermediates) of a private Fulcio (env: SIGSTORE_ROOT_FILE; default: the public-good Sigstore root from TUF)."`
+	InsecureIgnoreTlog          bool   `name:"insecure-ignore-tlog" help:"Accept signatures without a transparency-log entry (signed with --tlog-upload=false); keyless ones then only verify while their 10-minute certificate is valid."`
+	InsecureIgnoreSCT           bool   `name:"insecure-ignore-sct" help:"Keyless: accept certificates without a certificate-transparency timestamp (a private Fulcio without a CT log)."`
+	RekorURL                    string `name:"rekor-url" placeholder:"URL" default:"https://rekor.sigstore.dev" help:"Rekor transparency log to check the signatures against (default: ${default})."`
+}
+
+func (f *verifyFlags) verifier(a *app) (*signing.Verifier, error) {
+	return signing.NewVerifier(a.ctx, signing.VerifyOptions{
+		Key:                         signing.KeyRef(f.Key),
+		CertificateIdentity:         f.CertificateIdentity,
+		CertificateIdentityRegexp:   f.CertificateIdentityRegexp,
+		CertificateOIDCIssuer:       f.CertificateOIDCIssuer,
+		CertificateOIDCIssuerRegexp: f.CertificateOIDCIssuerRegexp,
+		CARoots:                     f.CARoots,
+		IgnoreTlog:                  f.InsecureIgnoreTlog,
+		IgnoreSCT:                   f.InsecureIgnoreSCT,
+		RekorURL:                    f.RekorURL,
+		Env:                         a.env,
+	})
+}
+
+// given reports whether any policy flag was set (the defaults aside).
+func (f *verifyFlags) given() bool {
+	return f.Key != "" || f.CertificateIdentity != "" || f.CertificateIdentityRegexp != "" ||
+		f.CertificateOIDCIssuer != "" || f.CertificateOIDCIssuerRegexp != ""
+}
+
+type verifyCmd struct {
+	Policy          verifyFlags `embed:""`
+	AttestationType string      `name:"attestation-type" placeholder:"TYPE" help:"Also require a valid attestation of this predicate type (spdxjson, cyclonedx, slsaprovenance, ... or a URI) signed by the same signer."`
+	Recursive       bool        `help:"With an image index, also verify each platform manifest's own signature (made by sign --recursive)."`
+	Image           string      `arg:"" name:"ref" help:"Image to verify: SERVICE:TAG (or SERVICE@sha256:...) under --registry, or a full reference. A tag is resolved to its digest first; the digest is what is verified."`
+}
+
+// verifyReport is what verify prints with --json.
+type verifyReport struct {
+	Reference string             `json:"reference"` // as given, resolved under --registry
+	Digest    string             `json:"digest"`
+	Verified  []signing.Verified `json:"verified"`
+}
+
+func (c *verifyCmd) Run(g *Globals, a *app) error {
+	ref, info, err := g.imageRef(c.Image)
+	if err != nil {
+		return err
+	}
+	if c.AttestationType != "" {
+		if _, err := signing.PredicateTypeURI(c.AttestationType); err != nil {
+			return err
+		}
+	}
+	v, err := c.Policy.verifier(a)
+	if err != nil {
+		return err
+	}
+	opts := a.remoteOptions(info)
+	a.progress("resolving %s", ref)
+	desc, err := remote.Get(ref, opts...)
+	if err != nil {
+		return registry.Explain(err, info)
+	}
+	d := ref.Context().Digest(desc.Digest.String())
+	if _, isTag := ref.(name.Tag); isTag {
+		a.progress("%s is %s", ref, d.DigestStr())
+	}
+	report := verifyReport{Reference: ref.String(), Digest: d.DigestStr()}
+
+	check := func(d name.Digest, attestation string) error {
+		var res signing.Verified
+		var err error
+		if attestation == "" {
+			res, err = v.VerifyImage(a.ctx, d, opts...)
+		} else {
+			res, err = v.VerifyAttestation(a.ctx, d, attestation, opts...)
+		}
+		if err != nil {
+			return verifyError(err, info)
+		}
+		a.progress("verified the %s of %s: %s", res.Kind, d.DigestStr(), describeVerified(res))
+		report.Verified = append(report.Verified, res)
+		return nil
+	}
+	if err := check(d, ""); err != nil {
+		return err
+	}
+	if c.AttestationType != "" {
+		if err := check(d, c.AttestationType); err != nil {
+			return err
+		}
+	}
+	if c.Recursive && desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return registry.Explain(err, info)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, m := range im.Manifests {
+			if err := check(d.Context().Digest(m.Digest.String()), ""); err != nil {
+				return err
+			}
+		}
+	}
+
+	if g.JSON {
+		return a.printJSON(report)
+	}
+	fmt.Fprintf(a.stdout, "verified %s\n", ref)
+	fmt.Fprintf(a.stdout, "  digest  %s\n", d.DigestStr())
+	for _, r := range report.Verified {
+		what := r.Kind
+		if r.PredicateType != "" {
+			what += " " + r.PredicateType
+		}
+		if r.Digest != d.DigestStr() {
+			what += " of " + r.Digest
+		}
+		fmt.Fprintf(a.stdout, "  %s  %s\n", what, describeVerified(r))
+	}
+	return nil
+}
+
+func describeVerified(r signing.Verified) string {
+	by := make([]string, len(r.SignedBy))
+	for i, s := range r.SignedBy {
+		by[i] = s.String()
+	}
+	tlog := "transparency log checked"
+	if !r.Tlog {
+		tlog = "transparency log not checked"
+	}
+	return fmt.Sprintf("%s by %s, %s", plural(r.Count, "signature", "signatures"), strings.Join(by, ", "), tlog)
+}
+
+// verifyError keeps signing's verification sentences and explains registry
+// errors the usual way.
+func verifyError(err error, info registry.Info) error {
+	var verr *signing.VerificationError
+	if errors.As(err, &verr) {
+		return err
+	}
+	return registry.Explain(err, info)
+}
