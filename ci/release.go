@@ -205,6 +205,13 @@ func (m *BotCore) BuildAll(
 		return nil, err
 	}
 
+	// Each stage's wall time goes to the log (and hack/bench reads it).
+	stage, stageStart := "build", time.Now()
+	next := func(name string) {
+		fmt.Printf("stage %s: %.1fs\n", stage, time.Since(stageStart).Seconds())
+		stage, stageStart = name, time.Now()
+	}
+
 	// Build every service × platform at once; the engine schedules them.
 	ctrs := make([][]*dagger.Container, len(svcs))
 	eg, gctx := errgroup.WithContext(ctx)
@@ -235,6 +242,7 @@ func (m *BotCore) BuildAll(
 	}
 
 	// Scan and SBOM every image before anything leaves the engine.
+	next("scan+sbom")
 	tools := m.tools()
 	reports := make([][]imageReports, len(svcs))
 	eg, gctx = errgroup.WithContext(ctx)
@@ -310,11 +318,13 @@ func (m *BotCore) BuildAll(
 			return nil, err
 		}
 		progress := func(f string, a ...any) { fmt.Printf(f+"\n", a...) }
+		next("publish")
 		pushed, err := publish.Push(ctx, items, progress, opts...)
 		if err != nil {
 			return nil, err
 		}
 		if signPol.mode() != "" {
+			next("sign+attest")
 			var r reach
 			if registryService != nil {
 				if err := r.add(ctx, "registry", registryService, repo.RegistryStr()); err != nil {
@@ -340,12 +350,14 @@ func (m *BotCore) BuildAll(
 				}
 			}
 		}
+		next("tag")
 		if err := publish.Tag(ctx, items, pushed, tagList, progress, opts...); err != nil {
 			return nil, err
 		}
 		rel.Registry, rel.Published = repo.Name(), true
 	}
 
+	next("done")
 	js, err := rel.JSON()
 	if err != nil {
 		return nil, err

@@ -20,8 +20,8 @@ import (
 
 	"github.com/aquasecurity/trivy-db/pkg/metadata"
 	"github.com/aquasecurity/trivy/pkg/types"
-	"github.com/bot-core/delivery/test/trivydbtest"
 	"github.com/bot-core/delivery/pipelines/registry/registrytest"
+	"github.com/bot-core/delivery/test/trivydbtest"
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"

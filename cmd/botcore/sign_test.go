@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/bot-core/delivery/cmd/botcore/internal/signing"
-	"github.com/bot-core/delivery/test/sigstoretest"
 	"github.com/bot-core/delivery/pipelines/registry/registrytest"
 	"github.com/bot-core/delivery/pipelines/tags"
+	"github.com/bot-core/delivery/test/sigstoretest"
 )
 
 // envWith is env plus extra (extra wins).

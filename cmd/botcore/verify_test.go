@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bot-core/delivery/test/sigstoretest"
 	"github.com/bot-core/delivery/pipelines/registry/registrytest"
+	"github.com/bot-core/delivery/test/sigstoretest"
 )
 
 // TestPullVerify: pull --verify refuses an unsigned image (writing nothing)

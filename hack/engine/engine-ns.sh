@@ -28,8 +28,12 @@ mount --bind "$content" /usr/local/share/dagger/content
 mkdir -p /etc/dagger
 # The local registry is the docker.io mirror: "debian:bookworm-slim" resolves
 # to $registry/library/debian:bookworm-slim. Loopback registries are plain HTTP.
+# GC: the default keeps 20 % of the disk free, which on a shared CI disk
+# evicts the whole cache mid-run (and with it the Next.js build that only
+# the cache keeps reproducible); keep up to 40 GB unless the disk runs low.
 cat >/etc/dagger/engine.json <<JSON
-{"registries": {"docker.io": {"mirrors": ["$registry"]}, "gcr.io": {"mirrors": ["$registry"]}}}
+{"registries": {"docker.io": {"mirrors": ["$registry"]}, "gcr.io": {"mirrors": ["$registry"]}},
+ "gc": {"reservedSpace": "40GB", "minFreeSpace": "5GB", "maxUsedSpace": "80%"}}
 JSON
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -39,7 +39,7 @@ const testSHA = "0123456789abcdef0123456789abcdef01234567"
 // distribution API) on 127.0.0.1 and returns its host:port. The engine pulls
 // from it directly (loopback is plain HTTP); module code reaches it through
 // --registry-service, as a laptop user would.
-func startRegistry(t *testing.T) string {
+func startRegistry(t testing.TB) string {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
@@ -49,7 +49,7 @@ func startRegistry(t *testing.T) string {
 
 // daggerCallErr is daggerCall for calls expected to fail: it returns the
 // error and the CLI's stderr.
-func daggerCallErr(t *testing.T, dir string, args ...string) (string, error) {
+func daggerCallErr(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()

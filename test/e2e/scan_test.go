@@ -179,7 +179,7 @@ func checkSARIF(t *testing.T, path, rule, category string) {
 				ID string `json:"id"`
 			} `json:"automationDetails"`
 			Results []struct {
-				RuleID    string            `json:"ruleId"`
+				RuleID    string               `json:"ruleId"`
 				Locations []stdjson.RawMessage `json:"locations"`
 			} `json:"results"`
 		} `json:"runs"`

@@ -21,7 +21,7 @@ import (
 )
 
 // hostPort is the tcp:// form of a URL's host for --host-services.
-func hostPort(t *testing.T, raw string) string {
+func hostPort(t testing.TB, raw string) string {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -174,6 +174,20 @@ func coverageTable() []coverage {
 				t.Errorf("%s: only `go build ... ./cmd/botcore` is documented", c)
 			}
 		}},
+		{[]string{"go", "run", "./test/trivydbtest/write-db"}, "run here", func(t *testing.T, c docCommand, _ *botcoreBin) {
+			dir := t.TempDir()
+			cmd := exec.Command("go", "run", "./test/trivydbtest/write-db", dir)
+			cmd.Dir = root(t)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", c, err, out)
+			}
+			// The layout --trivy-db takes: trivy.db and metadata.json side by side.
+			for _, f := range []string{"trivy.db", "metadata.json"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("%s wrote no %s: %v", c, f, err)
+				}
+			}
+		}},
 		{[]string{"go", "run", "./cmd/botcore"}, "run or checked against --help here", func(t *testing.T, c docCommand, b *botcoreBin) {
 			checkBotcore(t, c, c.words[3:], b)
 		}},
