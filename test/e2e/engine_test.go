@@ -33,11 +33,16 @@ func daggerCLI(t testing.TB) string {
 	return p
 }
 
+// callTimeout bounds one `dagger call`. The first build-all on a fresh machine
+// also compiles the botcore tool (Trivy, Syft, cosign) inside the engine:
+// 9 min alone on 2 cores, longer beside other cold builds.
+const callTimeout = 45 * time.Minute
+
 // daggerCall runs `dagger call ARGS...` on the project's module and returns
 // its stdout; the CLI's progress output goes to the test log on failure.
 func daggerCall(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, daggerCLI(t), append([]string{"call", "--progress=plain"}, args...)...)
 	cmd.Dir = repoRoot(t)

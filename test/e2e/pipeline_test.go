@@ -51,7 +51,7 @@ func startRegistry(t testing.TB) string {
 // error and the CLI's stderr.
 func daggerCallErr(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, daggerCLI(t), append([]string{"call", "--progress=plain"}, args...)...)
 	cmd.Dir = dir
