@@ -348,6 +348,12 @@ func (m *BotCore) BuildAll(
 					rel.Services[i].Signed = append(rel.Services[i].Signed, t.platforms[p])
 					rel.Services[i].Attested = append(rel.Services[i].Attested, t.platforms[p])
 				}
+				for _, d := range rel.Services[i].Signed {
+					rel.Services[i].Signatures = append(rel.Services[i].Signatures, cosignRef(t.repo, d, ".sig"))
+				}
+				for _, d := range rel.Services[i].Attested {
+					rel.Services[i].Signatures = append(rel.Services[i].Signatures, cosignRef(t.repo, d, ".att"))
+				}
 			}
 		}
 		next("tag")

@@ -335,3 +335,9 @@ func (a registryAuth) apply(c *dagger.Container) *dagger.Container {
 }
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
+
+// cosignRef is where cosign stores a digest's signatures (.sig) or
+// attestations (.att) in the registry: a tag derived from the digest.
+func cosignRef(repo, digest, suffix string) string {
+	return repo + ":" + strings.Replace(digest, ":", "-", 1) + suffix
+}

@@ -72,6 +72,9 @@ type Service struct {
 	// manifest); Attested the platform manifests carrying an SPDX attestation.
 	Signed   []string `json:"signed,omitempty"`
 	Attested []string `json:"attested,omitempty"`
+	// Signatures are the registry references holding them (cosign's
+	// sha256-<hex>.sig and .att tags).
+	Signatures []string `json:"signatures,omitempty"`
 }
 
 // Reports are one image's supply-chain outputs.

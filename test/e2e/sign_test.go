@@ -81,6 +81,18 @@ func TestSigning(t *testing.T) {
 			t.Errorf("signed %v, attested %v: want the index and every platform manifest", svc.Signed, svc.Attested)
 		}
 		repo := prefix + "/rust-core-engine"
+		if len(svc.Signatures) != len(svc.Signed)+len(svc.Attested) {
+			t.Errorf("release.json lists signature references %v", svc.Signatures)
+		}
+		for _, ref := range svc.Signatures {
+			r, err := name.ParseReference(ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := remote.Head(r); err != nil {
+				t.Errorf("signature reference %s from release.json: %v", ref, err)
+			}
+		}
 		verify := s.KeylessVerifyArgs(identity)
 		for _, ref := range []string{repo + ":v3.0.0", repo + "@" + svc.IndexDigest} {
 			if r := s.Cosign(t, nil, append(append([]string{"verify"}, verify...), ref)...); r.Err != nil {
