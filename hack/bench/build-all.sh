@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks of `dagger call build-all` on the hermetic engine. Prints figures;
-# asserts nothing. Cold runs prune the engine's cache first, so this takes a
-# while (about 20 min on 2 cores) and leaves the cache warm afterwards.
+# asserts nothing. Cold runs prune the engine's cache first, which also drops
+# the botcore tool's Go caches (the first cold run then compiles Trivy, Syft
+# and cosign inside the engine, ~9 min on 2 cores), so this takes a while
+# (about 35 min) and leaves the cache warm afterwards.
 #
 #   hack/bench/build-all.sh            all figures
 #   BENCH_QUICK=1 hack/bench/build-all.sh   skip the cold runs
