@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"github.com/owenrumney/go-sarif/v2/sarif"
 	"io"
 	"log"
 	"net/http"
@@ -311,47 +312,25 @@ func TestScanLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sarif struct {
-			Version string `json:"version"`
-			Schema  string `json:"$schema"`
-			Runs    []struct {
-				Tool struct {
-					Driver struct {
-						Name  string `json:"name"`
-						Rules []struct {
-							ID string `json:"id"`
-						} `json:"rules"`
-					} `json:"driver"`
-				} `json:"tool"`
-				Results []struct {
-					RuleID    string `json:"ruleId"`
-					Level     string `json:"level"`
-					Locations []struct {
-						PhysicalLocation struct {
-							ArtifactLocation struct {
-								URI string `json:"uri"`
-							} `json:"artifactLocation"`
-						} `json:"physicalLocation"`
-					} `json:"locations"`
-				} `json:"results"`
-			} `json:"runs"`
-		}
-		if err := json.Unmarshal(b, &sarif); err != nil {
+		report, err := sarif.FromBytes(b)
+		if err != nil {
 			t.Fatalf("SARIF: %v", err)
 		}
-		if sarif.Version != "2.1.0" || len(sarif.Runs) != 1 || sarif.Runs[0].Tool.Driver.Name != "Trivy" {
-			t.Fatalf("SARIF header: version %q, %d runs", sarif.Version, len(sarif.Runs))
+		if report.Version != "2.1.0" || len(report.Runs) != 1 || report.Runs[0].Tool.Driver == nil || report.Runs[0].Tool.Driver.Name != "Trivy" {
+			t.Fatalf("SARIF header: version %q, %d runs", report.Version, len(report.Runs))
 		}
 		var rules []string
-		for _, r := range sarif.Runs[0].Tool.Driver.Rules {
+		for _, r := range report.Runs[0].Tool.Driver.Rules {
 			rules = append(rules, r.ID)
 		}
 		if !slices.Contains(rules, cveNext) {
 			t.Errorf("SARIF rules %v lack %s", rules, cveNext)
 		}
 		var located bool
-		for _, res := range sarif.Runs[0].Results {
-			if res.RuleID == cveNext && res.Level == "error" && len(res.Locations) > 0 && res.Locations[0].PhysicalLocation.ArtifactLocation.URI != "" {
+		for _, res := range report.Runs[0].Results {
+			if deref(res.RuleID) == cveNext && deref(res.Level) == "error" && len(res.Locations) > 0 &&
+				res.Locations[0].PhysicalLocation != nil && res.Locations[0].PhysicalLocation.ArtifactLocation != nil &&
+				deref(res.Locations[0].PhysicalLocation.ArtifactLocation.URI) != "" {
 				located = true
 			}
 		}
@@ -706,4 +685,11 @@ func TestScanBadInput(t *testing.T) {
 			t.Errorf("%v: want exit %d and %q in the error line, got %s", c.args, c.code, c.want, r)
 		}
 	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
