@@ -100,8 +100,12 @@ func (m *BotCore) scanAndSBOM(ctx context.Context, tools *dagger.Container, serv
 		rep.gateErr = fmt.Errorf("%s (%s): %s", service, platform, lastLines(stderr, 40))
 	}
 	if rep.findings, err = countFindings(ctx, rep.scanJSON, pol.severities); err != nil {
-		if rep.gateErr != nil {
-			return rep, rep.gateErr // the scan itself failed before writing a report
+		if rep.gateErr != nil { // the scan could not run at all: no gate verdict
+			hint := ""
+			if pol.db == nil {
+				hint = "\nwithout access to Trivy's database registry, give build-all one with --trivy-db DIR (docs/offline.md)"
+			}
+			return imageReports{}, fmt.Errorf("scan could not run, nothing was pushed: %w%s", rep.gateErr, hint)
 		}
 		return imageReports{}, fmt.Errorf("scan %s %s: %w", service, platform, err)
 	}
