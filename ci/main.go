@@ -1,18 +1,24 @@
 // Builds, scans, signs and publishes the bot-core service images.
 //
 // The same functions run on a laptop (`dagger call build-all --version v1.0.0`),
-// in GitHub Actions and offline against mirrored base images.
+// in GitHub Actions and offline against mirrored base images. A release goes
+// through the stages in release.go's BuildAll: plan, build (build.go), scan
+// and SBOM (scan.go), then export or publish (publish.go) with signing
+// (sign.go) before any tag moves.
 package main
 
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"dagger/bot-core/builder"
 	"dagger/bot-core/internal/dagger"
 
-	"github.com/bot-core/delivery/pipelines/plan"
+	"github.com/bot-core/delivery/pipelines/labels"
+	"github.com/bot-core/delivery/pipelines/services"
+	"github.com/bot-core/delivery/pipelines/tags"
 )
 
 // Debian base every platform check runs in. Resolved through the engine's
@@ -156,18 +162,25 @@ func (m *BotCore) Build(
 	if err != nil {
 		return nil, err
 	}
-	if _, err := plan.ParsePlatforms(string(platform)); err != nil {
+	if _, err := services.ParsePlatforms(string(platform)); err != nil {
 		return nil, err
 	}
-	r := request{Version: version, Epoch: sourceDateEpoch}
-	labels, err := r.labels()
+	if version != "" {
+		if err := tags.ValidateVersion(version); err != nil {
+			return nil, fmt.Errorf("--version: %w", err)
+		}
+	}
+	if sourceDateEpoch < 0 {
+		return nil, fmt.Errorf("--source-date-epoch %d: must be seconds since 1970, not negative", sourceDateEpoch)
+	}
+	created, err := labels.CreatedFromEpoch(strconv.Itoa(sourceDateEpoch))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--source-date-epoch: %w", err)
 	}
-	return m.build(ctx, svcs[0], platform, r.Epoch, labels)
+	return m.build(ctx, svcs[0], platform, sourceDateEpoch, labels.Labels(labels.Meta{Version: version, Created: created}))
 }
 
-func (m *BotCore) build(ctx context.Context, s plan.Service, p dagger.Platform, epoch int, labels map[string]string) (*dagger.Container, error) {
+func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platform, epoch int, labels map[string]string) (*dagger.Container, error) {
 	buildPlatform, err := dag.DefaultPlatform(ctx)
 	if err != nil {
 		return nil, err
@@ -185,19 +198,26 @@ func (m *BotCore) build(ctx context.Context, s plan.Service, p dagger.Platform, 
 
 // manifest reads services.yaml at the source root, or falls back to the
 // three bot-core services at the root when there is none.
-func (m *BotCore) manifest(ctx context.Context) (plan.Manifest, error) {
-	entries, err := m.Source.Entries(ctx)
+func (m *BotCore) manifest(ctx context.Context) (services.Manifest, error) {
+	found, err := m.Source.Glob(ctx, services.ManifestFile)
 	if err != nil {
-		return plan.Manifest{}, err
+		return services.Manifest{}, err
 	}
-	for _, e := range entries {
-		if e == plan.ManifestFile {
-			data, err := m.Source.File(plan.ManifestFile).Contents(ctx)
-			if err != nil {
-				return plan.Manifest{}, err
-			}
-			return plan.ParseManifest([]byte(data))
-		}
+	if len(found) == 0 {
+		return services.Default(), nil
 	}
-	return plan.Default(), nil
+	data, err := m.Source.File(services.ManifestFile).Contents(ctx)
+	if err != nil {
+		return services.Manifest{}, err
+	}
+	return services.ParseManifest([]byte(data))
+}
+
+// optionalFile is the source's file at path, nil when it has none.
+func (m *BotCore) optionalFile(ctx context.Context, path string) (*dagger.File, error) {
+	found, err := m.Source.Glob(ctx, path)
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	return m.Source.File(path), nil
 }

@@ -4,64 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"dagger/bot-core/internal/dagger"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/sync/errgroup"
-
 	"github.com/bot-core/delivery/pipelines/plan"
-	"github.com/bot-core/delivery/pipelines/publish"
 	"github.com/bot-core/delivery/pipelines/release"
-	"github.com/bot-core/delivery/pipelines/tags"
+	"github.com/bot-core/delivery/pipelines/services"
+	"github.com/bot-core/delivery/pipelines/signpolicy"
 )
-
-// request is what a release is computed from: the version or git state, and
-// the source date.
-type request struct {
-	Version   string
-	GitRef    string
-	GitSHA    string
-	PR        int
-	SourceURL string
-	Epoch     int
-}
-
-func (r request) tags() ([]string, error) {
-	if r.Version == "" && r.GitRef == "" && r.PR == 0 {
-		return nil, errors.New("nothing to tag: give --version (e.g. v1.0.0), or --git-ref/--git-sha/--pr as CI does")
-	}
-	// Compute validates the version (semver) and the SHA itself.
-	return tags.Compute(tags.Source{Version: r.Version, Ref: r.GitRef, SHA: r.GitSHA, PR: r.PR})
-}
-
-func (r request) created() (time.Time, error) {
-	if r.Epoch < 0 {
-		return time.Time{}, fmt.Errorf("--source-date-epoch %d: must be seconds since 1970, not negative", r.Epoch)
-	}
-	return tags.CreatedFromEpoch(strconv.Itoa(r.Epoch))
-}
-
-func (r request) labels() (map[string]string, error) {
-	created, err := r.created()
-	if err != nil {
-		return nil, err
-	}
-	if r.Version != "" {
-		if err := tags.ValidateVersion(r.Version); err != nil {
-			return nil, err
-		}
-	}
-	return tags.Labels(tags.Meta{Version: r.Version, Revision: r.GitSHA, Source: r.SourceURL, Created: created}), nil
-}
 
 // BuildAll builds every service for every platform concurrently, scans each
 // image with Trivy (a failing gate stops the release before anything is
@@ -142,11 +93,11 @@ func (m *BotCore) BuildAll(
 	// GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_TOKEN.
 	// +optional
 	oidcRequestToken *dagger.Secret,
-	// Fulcio (keyless certificates).
-	// +default="https://fulcio.sigstore.dev"
+	// Fulcio (keyless certificates); default: the public Sigstore Fulcio.
+	// +optional
 	fulcioUrl string,
-	// Rekor transparency log.
-	// +default="https://rekor.sigstore.dev"
+	// Rekor transparency log; default: the public Sigstore Rekor.
+	// +optional
 	rekorUrl string,
 	// Sign without writing to the transparency log (recorded in release.json).
 	// +optional
@@ -161,262 +112,133 @@ func (m *BotCore) BuildAll(
 	// +optional
 	hostServices []*dagger.Service,
 ) (*dagger.Directory, error) {
-	req := request{Version: version, GitRef: gitRef, GitSHA: gitSha, PR: pr, SourceURL: sourceUrl, Epoch: sourceDateEpoch}
-
+	sign := signer{key: cosignKey, keyPassword: cosignPassword, idToken: oidcToken, requestURL: oidcRequestUrl, requestToken: oidcRequestToken,
+		fulcioURL: fulcioUrl, rekorURL: rekorUrl, noTlog: noTlog, noSCT: insecureIgnoreSct, hostServices: hostServices}
 	// Everything that can be wrong with the input fails here, before any build.
+	r, err := m.newRun(ctx, plan.Request{Services: services, Platforms: platforms, Version: version,
+		GitRef: gitRef, GitSHA: gitSha, PR: pr, SourceURL: sourceUrl, Epoch: sourceDateEpoch,
+		Registry: registry, BuildOnly: buildOnly, Severity: severity, IgnoreUnfixed: ignoreUnfixed, Signing: sign.inputs()})
+	if err != nil {
+		return nil, err
+	}
+	gate, err := m.scanStage(ctx, trivyDb)
+	if err != nil {
+		return nil, err
+	}
+	var out stage = exportStage{}
+	if r.plan.Publishing() {
+		out = registryStage{m: m, username: registryUsername, password: registryPassword, tunnel: registryService, sign: sign}
+	}
+	return r.execute(ctx, buildStage{m: m}, gate, out)
+}
+
+// A stage is one step of a release (build, scan, publish, ...): it reads and
+// adds to the run's artifacts, and its error ends the release.
+type stage interface {
+	String() string
+	Run(ctx context.Context, r *run) error
+}
+
+// run is one build-all: its plan, one artifact per service flowing through
+// the stages, and the release directory and record they fill in.
+type run struct {
+	plan  plan.Plan
+	arts  []*artifact
+	out   *dagger.Directory
+	rel   release.Manifest
+	clock clock
+}
+
+// artifact is one service on its way through the stages.
+type artifact struct {
+	service services.Service
+	// variants are the runtime containers, one per platform in plan order (build).
+	variants []*dagger.Container
+	// layout holds every variant as one OCI image layout in the engine (build).
+	layout ociLayout
+	// sboms are the SPDX documents per platform (scan), attested when signing.
+	sboms map[string]*dagger.File
+	// record is what release.json says of the service; each stage adds to it.
+	record release.Service
+}
+
+// newRun checks the request and reads what the stages need from the source.
+func (m *BotCore) newRun(ctx context.Context, req plan.Request) (*run, error) {
 	man, err := m.manifest(ctx)
 	if err != nil {
 		return nil, err
 	}
-	svcs, err := man.Select(services)
+	p, err := plan.New(man, req)
 	if err != nil {
-		return nil, err
+		return nil, withFlag(err)
 	}
-	plats, err := plan.ParsePlatforms(platforms)
-	if err != nil {
-		return nil, err
+	r := &run{plan: p, out: dag.Directory(), rel: release.Manifest{Version: p.Version, Revision: p.Revision, Created: p.Created,
+		Tags: p.Tags, Platforms: p.Platforms}}
+	for _, s := range p.Services {
+		r.arts = append(r.arts, &artifact{service: s, variants: make([]*dagger.Container, len(p.Platforms)), sboms: map[string]*dagger.File{}})
 	}
-	tagList, err := req.tags()
-	if err != nil {
-		return nil, err
-	}
-	labels, err := req.labels()
-	if err != nil {
-		return nil, err
-	}
-	created, _ := req.created()
-	var repo name.Repository
-	publishing := registry != "" && !buildOnly
-	if registry != "" {
-		if repo, err = plan.ParseRegistry(registry); err != nil {
-			return nil, err
-		}
-	}
-	scanPol := scanPolicy{ignoreUnfixed: ignoreUnfixed, db: trivyDb}
-	if scanPol.severities, err = parseSeverities(severity); err != nil {
-		return nil, err
-	}
-	if scanPol.ignoreFile, err = m.trivyIgnore(ctx); err != nil {
-		return nil, err
-	}
-	signPol := signPolicy{key: cosignKey, keyPassword: cosignPassword, idToken: oidcToken,
-		requestURL: oidcRequestUrl, requestToken: oidcRequestToken, fulcioURL: fulcioUrl, rekorURL: rekorUrl, noTlog: noTlog, noSCT: insecureIgnoreSct}
-	if err := signPol.validate(); err != nil {
-		return nil, err
-	}
-
-	// Each stage's wall time goes to the log (and hack/bench reads it).
-	stage, stageStart := "build", time.Now()
-	next := func(name string) {
-		fmt.Printf("stage %s: %.1fs\n", stage, time.Since(stageStart).Seconds())
-		stage, stageStart = name, time.Now()
-	}
-
-	// Build every service × platform at once; the engine schedules them.
-	ctrs := make([][]*dagger.Container, len(svcs))
-	eg, gctx := errgroup.WithContext(ctx)
-	for i, s := range svcs {
-		ctrs[i] = make([]*dagger.Container, len(plats))
-		for j, p := range plats {
-			eg.Go(func() error {
-				c, err := m.build(gctx, s, dagger.Platform(p), req.Epoch, labels)
-				if err != nil {
-					return err
-				}
-				if c, err = c.Sync(gctx); err != nil {
-					return fmt.Errorf("build %s for %s: %w", s.Name, p, err)
-				}
-				ctrs[i][j] = c
-				return nil
-			})
-		}
-	}
-	if err := eg.Wait(); err != nil {
-		return nil, err
-	}
-	layouts := make([]ociLayout, len(svcs))
-	for i, s := range svcs {
-		if layouts[i], err = m.exportLayout(ctx, ctrs[i]); err != nil {
-			return nil, fmt.Errorf("export %s: %w", s.Name, err)
-		}
-	}
-
-	// Scan and SBOM every image before anything leaves the engine.
-	next("scan+sbom")
-	tools := m.tools()
-	reports := make([][]imageReports, len(svcs))
-	eg, gctx = errgroup.WithContext(ctx)
-	for i, s := range svcs {
-		reports[i] = make([]imageReports, len(plats))
-		for j, p := range plats {
-			eg.Go(func() (err error) {
-				reports[i][j], err = m.scanAndSBOM(gctx, tools, s.Name, p, layouts[i].Dir, scanPol)
-				return err
-			})
-		}
-	}
-	if err := eg.Wait(); err != nil {
-		return nil, err
-	}
-	var gate []string
-	for i := range svcs {
-		for _, r := range reports[i] {
-			if r.gateErr != nil {
-				gate = append(gate, r.gateErr.Error())
-			}
-		}
-	}
-	if len(gate) > 0 {
-		return nil, fmt.Errorf("vulnerability gate (%s) failed, nothing was pushed:\n%s\n(fix or upgrade the packages, or list accepted CVEs in .trivyignore)",
-			strings.Join(scanPol.severities, ","), strings.Join(gate, "\n"))
-	}
-
-	rel := release.Manifest{Version: version, Revision: gitSha, Created: created, Tags: tagList, Platforms: plats, Scan: scanPol.record()}
-	result := dag.Directory()
-	var items []publish.Item
-	var targets []signTarget
-	for i, s := range svcs {
-		lay := layouts[i]
-		rs := release.Service{Name: s.Name, IndexDigest: lay.IndexDigest, Platforms: lay.Platforms, Sizes: lay.Sizes,
-			Reports: map[string]release.Reports{}}
-		sboms := map[string]*dagger.File{}
-		for _, r := range reports[i] {
-			base := fileBase(s.Name, r.platform)
-			rr := release.Reports{SARIF: "sarif/" + base + ".sarif", Scan: "scan/" + base + ".json", SBOM: "sbom/" + base + ".spdx.json", Findings: r.findings}
-			result = result.WithFile(rr.SARIF, r.sarif).WithFile(rr.Scan, r.scanJSON).WithFile(rr.SBOM, r.sbom)
-			rs.Reports[r.platform] = rr
-			sboms[r.platform] = r.sbom
-		}
-		if publishing {
-			// Publishing needs the blobs here, where the registry client runs.
-			local := filepath.Join("publish", s.Name)
-			if _, err := lay.Dir.Export(ctx, local); err != nil {
-				return nil, fmt.Errorf("export %s: %w", s.Name, err)
-			}
-			idx, err := publish.LoadIndex(local)
-			if err != nil {
-				return nil, err
-			}
-			if d, _ := idx.Digest(); d.String() != lay.IndexDigest {
-				return nil, fmt.Errorf("export %s: layout index %s, expected %s", s.Name, d, lay.IndexDigest)
-			}
-			svcRepo := repo.Registry.Repo(repo.RepositoryStr(), s.Name)
-			rs.Image = svcRepo.Name()
-			items = append(items, publish.Item{Repo: svcRepo, Index: idx})
-			targets = append(targets, signTarget{service: s.Name, repo: svcRepo.Name(), index: lay.IndexDigest, platforms: lay.Platforms, sboms: sboms})
-		} else {
-			// Unpublished, the images themselves are the release.
-			rs.Layout = filepath.Join("images", s.Name)
-			result = result.WithDirectory(rs.Layout, lay.Dir)
-		}
-		rel.Services = append(rel.Services, rs)
-	}
-
-	if publishing {
-		opts, err := m.registryOptions(ctx, repo, registryUsername, registryPassword, registryService)
-		if err != nil {
-			return nil, err
-		}
-		progress := func(f string, a ...any) { fmt.Printf(f+"\n", a...) }
-		next("publish")
-		pushed, err := publish.Push(ctx, items, progress, opts...)
-		if err != nil {
-			return nil, err
-		}
-		if signPol.mode() != "" {
-			next("sign+attest")
-			var r reach
-			if registryService != nil {
-				if err := r.add(ctx, "registry", registryService, repo.RegistryStr()); err != nil {
-					return nil, err
-				}
-			}
-			for i, svc := range hostServices {
-				if err := r.add(ctx, fmt.Sprintf("host-%d", i), svc); err != nil {
-					return nil, err
-				}
-			}
-			auth := registryAuth{registry: repo.Name(), username: registryUsername, password: registryPassword}
-			if err := m.signAll(ctx, tools, signPol, auth, r, targets); err != nil {
-				return nil, err
-			}
-			rel.Signing = signPol.record()
-			for i := range rel.Services {
-				t := targets[i]
-				rel.Services[i].Signed = append(rel.Services[i].Signed, t.index)
-				for _, p := range sortedKeys(t.platforms) {
-					rel.Services[i].Signed = append(rel.Services[i].Signed, t.platforms[p])
-					rel.Services[i].Attested = append(rel.Services[i].Attested, t.platforms[p])
-				}
-				for _, d := range rel.Services[i].Signed {
-					rel.Services[i].Signatures = append(rel.Services[i].Signatures, cosignRef(t.repo, d, ".sig"))
-				}
-				for _, d := range rel.Services[i].Attested {
-					rel.Services[i].Signatures = append(rel.Services[i].Signatures, cosignRef(t.repo, d, ".att"))
-				}
-			}
-		}
-		next("tag")
-		if err := publish.Tag(ctx, items, pushed, tagList, progress, opts...); err != nil {
-			return nil, err
-		}
-		rel.Registry, rel.Published = repo.Name(), true
-	}
-
-	next("done")
-	js, err := rel.JSON()
-	if err != nil {
-		return nil, err
-	}
-	fmt.Print(rel.Summary())
-	return result.
-		WithNewFile("release.json", string(js)).
-		WithNewFile("summary.md", rel.Summary()), nil
+	return r, nil
 }
 
-// trivyIgnore is the source's .trivyignore, nil when it has none.
-func (m *BotCore) trivyIgnore(ctx context.Context) (*dagger.File, error) {
-	found, err := m.Source.Glob(ctx, ".trivyignore")
+// execute runs the stages in order, then writes release.json and summary.md.
+func (r *run) execute(ctx context.Context, stages ...stage) (*dagger.Directory, error) {
+	for _, s := range stages {
+		r.clock.lap(s.String())
+		if err := s.Run(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	r.clock.lap("done")
+	for _, a := range r.arts {
+		r.rel.Services = append(r.rel.Services, a.record)
+	}
+	js, err := r.rel.JSON()
 	if err != nil {
 		return nil, err
 	}
-	if len(found) == 0 {
-		return nil, nil
-	}
-	return m.Source.File(".trivyignore"), nil
+	fmt.Print(r.rel.Summary())
+	return r.out.WithNewFile("release.json", string(js)).WithNewFile("summary.md", r.rel.Summary()), nil
 }
 
-// registryOptions authenticates with the given credentials (anonymous
-// without them) and, with a tunnel, dials the tunnel for the registry's
-// host while keeping the registry's own name in every reference.
-func (m *BotCore) registryOptions(ctx context.Context, repo name.Repository, user string, password *dagger.Secret, tunnel *dagger.Service) ([]remote.Option, error) {
-	auth := authn.Anonymous
-	if password != nil {
-		pw, err := password.Plaintext(ctx)
-		if err != nil {
-			return nil, err
-		}
-		auth = authn.FromConfig(authn.AuthConfig{Username: user, Password: pw})
+// clock prints each stage's wall time as it ends ("stage build: 12.3s");
+// hack/bench and the stage benchmark read these lines.
+type clock struct {
+	stage string
+	start time.Time
+}
+
+func (c *clock) lap(next string) {
+	if next == c.stage {
+		return
 	}
-	opts := []remote.Option{remote.WithAuth(auth)}
-	if tunnel != nil {
-		if _, err := tunnel.Start(ctx); err != nil {
-			return nil, fmt.Errorf("registry tunnel: %w", err)
-		}
-		endpoint, err := tunnel.Endpoint(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("registry tunnel: %w", err)
-		}
-		host := repo.RegistryStr()
-		tr := remote.DefaultTransport.(*http.Transport).Clone()
-		dial := tr.DialContext
-		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if addr == host || addr == host+":443" || addr == host+":80" {
-				addr = endpoint
-			}
-			return dial(ctx, network, addr)
-		}
-		opts = append(opts, remote.WithTransport(tr))
+	if c.stage != "" {
+		fmt.Printf("stage %s: %.1fs\n", c.stage, time.Since(c.start).Seconds())
 	}
-	return opts, nil
+	c.stage, c.start = next, time.Now()
+}
+
+// withFlag words a plan error with build-all's own flag names.
+func withFlag(err error) error {
+	var fe *plan.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	switch {
+	case errors.Is(err, plan.ErrNothingToTag):
+		return errors.New("nothing to tag: give --version (e.g. v1.0.0), or --git-ref/--git-sha/--pr as CI does")
+	case errors.Is(err, signpolicy.ErrKeyAndToken):
+		return errors.New("give either --cosign-key (key-based signing) or an OIDC token (keyless), not both")
+	case errors.Is(err, signpolicy.ErrTokenAndRequest):
+		return errors.New("give either --oidc-token or --oidc-request-url/--oidc-request-token, not both")
+	case errors.Is(err, signpolicy.ErrRequestHalf):
+		return errors.New("--oidc-request-url and --oidc-request-token go together (GitHub Actions passes both)")
+	case errors.Is(err, signpolicy.ErrPasswordWithoutKey):
+		return errors.New("--cosign-password was given without --cosign-key")
+	}
+	flag := map[string]string{"services": "--services", "platforms": "--platforms", "version": "--version",
+		"epoch": "--source-date-epoch", "registry": "--registry", "severity": "--severity"}[fe.Field]
+	if flag == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", flag, err)
 }

@@ -10,12 +10,12 @@ import (
 
 	"dagger/bot-core/internal/dagger"
 
-	"github.com/bot-core/delivery/pipelines/plan"
+	"github.com/bot-core/delivery/pipelines/services"
 )
 
 // Spec is everything a builder needs for one service and one platform.
 type Spec struct {
-	Service plan.Service
+	Service services.Service
 	// Source is the service's own directory.
 	Source *dagger.Directory
 	// Platform is the image's platform; BuildPlatform is the engine's own,

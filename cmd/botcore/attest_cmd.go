@@ -41,7 +41,7 @@ func (c *attestCmd) Run(g *Globals, a *app) error {
 	a.progress("attesting %s (%s) %s", t.digest, c.Type, c.Signing.describe(signer))
 	res, err := signer.Attest(a.ctx, t.digest, predicate, c.Type, t.opts...)
 	if err != nil {
-		return fmt.Errorf("cannot attest %s: %w", t.digest, registry.Explain(err, t.info))
+		return withHint(fmt.Errorf("cannot attest %s: %w", t.digest, registry.Explain(err, t.info)))
 	}
 	a.progress("attested %s (attestation in %s)", t.digest, res.Attestation)
 	if g.JSON {

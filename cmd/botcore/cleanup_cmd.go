@@ -27,7 +27,7 @@ type cleanupReport struct {
 
 func (c *cleanupCmd) Run(g *Globals, a *app) error {
 	if c.Keep < 1 {
-		return fmt.Errorf("--keep must be at least 1, got %d: cleanup never deletes every release", c.Keep)
+		return fmt.Errorf("--keep %d is too low: %w; pass --keep 1 or more", c.Keep, registry.ErrKeepTooLow)
 	}
 	info, err := g.info()
 	if err != nil {

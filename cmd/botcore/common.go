@@ -7,8 +7,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/bot-core/delivery/pipelines/plan"
+	"github.com/alecthomas/kong"
+	"github.com/bot-core/delivery/cmd/botcore/internal/credentials"
+	"github.com/bot-core/delivery/cmd/botcore/internal/digests"
 	"github.com/bot-core/delivery/pipelines/registry"
+	"github.com/bot-core/delivery/pipelines/services"
+	"github.com/bot-core/delivery/pipelines/signpolicy"
+	"github.com/bot-core/delivery/pipelines/vuln"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -16,7 +21,7 @@ import (
 func (a *app) remoteOptions(info registry.Info) []remote.Option {
 	return []remote.Option{
 		remote.WithContext(a.ctx),
-		remote.WithAuthFromKeychain(registry.Keychain(info, a.env)),
+		remote.WithAuthFromKeychain(credentials.Keychain(info, a.env)),
 		remote.WithUserAgent("botcore"),
 	}
 }
@@ -37,15 +42,23 @@ func serviceNames(selected []string) []string {
 	if len(selected) > 0 {
 		return selected
 	}
-	return plan.Default().Names()
+	return services.Default().Names()
 }
 
-// shortDigest abbreviates a digest for tables ("sha256:0123456789ab").
-func shortDigest(d string) string {
-	if i := strings.Index(d, ":"); i >= 0 && len(d) > i+13 {
-		return d[:i+13]
+// shortDigest abbreviates a digest for tables ("sha256:0123456789ab"),
+// the way the internal packages print digests too.
+var shortDigest = digests.Short
+
+// cliVars are the values flag tags interpolate (${name}): the policies the
+// CLI shares with the Dagger module, so its defaults and help cannot drift
+// from them.
+func cliVars() kong.Vars {
+	return kong.Vars{
+		"fulcio_url":         signpolicy.DefaultFulcioURL,
+		"rekor_url":          signpolicy.DefaultRekorURL,
+		"default_severities": vuln.DefaultSeverities,
+		"severities":         strings.Join(vuln.Severities, ", "),
 	}
-	return d
 }
 
 func formatTime(t *time.Time) string {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-core/delivery/cmd/botcore/internal/credentials"
 	"github.com/bot-core/delivery/cmd/botcore/internal/deploy"
 	"github.com/bot-core/delivery/cmd/botcore/internal/signing"
 	"github.com/bot-core/delivery/pipelines/registry"
@@ -78,7 +79,7 @@ func (s signatureVerifier) Describe() string { return s.desc }
 
 func (s signatureVerifier) Verify(ctx context.Context, d name.Digest) error {
 	_, err := s.v.VerifyImage(ctx, d, s.reg...)
-	return err
+	return withHint(err)
 }
 
 func (c *deployCmd) Validate() error {
@@ -177,7 +178,13 @@ func (c *deployCmd) Run(g *Globals, a *app) error {
 
 	plan, err := d.NewPlan(a.ctx, c.Version, c.Previous)
 	if err != nil {
-		return err
+		return withHint(err)
+	}
+	if c.Previous != "" {
+		plan.PreviousSource = "given with --previous"
+	}
+	if c.InsecureSkipVerify {
+		plan.Verification += " (--insecure-skip-verify)"
 	}
 	if docker == nil {
 		plan.PreviousSource = "unknown: " + why
@@ -281,7 +288,7 @@ func (k deployKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	if err != nil {
 		return authn.Anonymous, nil
 	}
-	return registry.Keychain(info, k.env).Resolve(r)
+	return credentials.Keychain(info, k.env).Resolve(r)
 }
 
 // composeEnviron is the environment docker compose runs with: the process

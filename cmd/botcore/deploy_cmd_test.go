@@ -435,7 +435,7 @@ func TestDeploy(t *testing.T) {
 		}
 		r = f.deploy(t, f.args(fresh, "v1.1.0", "--dry-run")...)
 		if r.code != 1 || !strings.Contains(r.stderr, "the running services of project "+fresh+
-			" are at different versions: v1.0.0 (rust-core-engine), v1.2.0 (python-ai-service); pass --previous") {
+			" are at different versions: v1.0.0 (rust-core-engine), v1.2.0 (python-ai-service): pass --previous") {
 			t.Errorf("mixed versions: %s", r)
 		}
 		r = f.deploy(t, f.args(fresh, "v1.1.0", "--dry-run", "--previous", "v1.0.0")...)

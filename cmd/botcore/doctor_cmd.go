@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-core/delivery/cmd/botcore/internal/credentials"
 	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -209,7 +210,7 @@ func (d *doctor) checkRegistry(ctx context.Context) bool {
 // 401).
 func (d *doctor) checkCredentials(ctx context.Context) bool {
 	const name = "credentials"
-	source, auth, err := registry.ResolveSource(ctx, d.info, d.a.env)
+	source, auth, err := credentials.ResolveSource(ctx, d.info, d.a.env)
 	if err != nil {
 		return d.add(name, statusFail, fmt.Sprintf("the %s credentials step failed: %v", source, err), credentialsNext(d.info))
 	}
@@ -220,7 +221,7 @@ func (d *doctor) checkCredentials(ctx context.Context) bool {
 	var terr *transport.Error
 	switch {
 	case err == nil, errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
-		if source == registry.SourceAnonymous {
+		if source == credentials.SourceAnonymous {
 			return d.add(name, statusOK, "no credentials found (anonymous): the registry allows anonymous reads, but pushes will likely fail", credentialsNext(d.info))
 		}
 		return d.add(name, statusOK, fmt.Sprintf("%s, accepted by %s", who, d.info.Registry), "")
@@ -228,12 +229,12 @@ func (d *doctor) checkCredentials(ctx context.Context) bool {
 	return d.add(name, statusFail, fmt.Sprintf("%s: %s", who, registry.Explain(err, d.info)), credentialsNext(d.info))
 }
 
-func describeAuth(ctx context.Context, info registry.Info, source registry.Source, auth authn.Authenticator) string {
+func describeAuth(ctx context.Context, info registry.Info, source credentials.Source, auth authn.Authenticator) string {
 	switch source {
-	case registry.SourceAnonymous:
+	case credentials.SourceAnonymous:
 		return "no credentials found (anonymous)"
-	case registry.SourceCloud:
-		source = registry.Source(string(info.Kind) + " cloud token flow")
+	case credentials.SourceCloud:
+		source = credentials.Source(string(info.Kind) + " cloud token flow")
 	}
 	cfg, err := authn.Authorization(ctx, auth)
 	if err == nil && cfg.Username != "" {

@@ -103,6 +103,7 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		kong.Exit(func(code int) { panic(exitRequest(code)) }),
 		kong.Resolvers(envResolver(env)),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		cliVars(),
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "botcore: internal error: %v\n", err)

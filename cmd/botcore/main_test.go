@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bot-core/delivery/pipelines/labels"
 	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/bot-core/delivery/pipelines/registry/registrytest"
-	"github.com/bot-core/delivery/pipelines/tags"
 )
 
 type result struct {
@@ -68,13 +68,13 @@ func seed(t *testing.T, srv *registrytest.Server) seeded {
 	versions := []string{"v1.0.0", "v1.0.1", "v1.0.2", "v1.0.3", "v1.1.0", "v1.1.1", "v1.1.2", "v1.2.0", "v1.2.1", "v1.2.2", "v1.2.3"}
 	for i, v := range versions {
 		created := base.AddDate(0, 0, i)
-		labels := map[string]string{
-			tags.LabelVersion: v,
-			tags.LabelSource:  "https://github.com/acme/bot-core",
-			tags.LabelCreated: created.Format(time.RFC3339),
+		imageLabels := map[string]string{
+			labels.LabelVersion: v,
+			labels.LabelSource:  "https://github.com/acme/bot-core",
+			labels.LabelCreated: created.Format(time.RFC3339),
 		}
 		// The config's own created field differs: the label must win.
-		s.digests[v] = srv.Push(t, s.repo+":"+v, registrytest.Index(t, labels, created.Add(-time.Hour)))
+		s.digests[v] = srv.Push(t, s.repo+":"+v, registrytest.Index(t, imageLabels, created.Add(-time.Hour)))
 		s.created[v] = created
 	}
 	// A release re-tagged from an identical later build.
@@ -82,7 +82,7 @@ func seed(t *testing.T, srv *registrytest.Server) seeded {
 	s.digests["v1.1.3"], s.created["v1.1.3"] = s.digests["v1.2.2"], s.created["v1.2.2"]
 	// A pre-release with only the config's created field.
 	rcCreated := base.AddDate(0, 2, 0)
-	s.digests["v2.0.0-rc.1"] = srv.Push(t, s.repo+":v2.0.0-rc.1", registrytest.Index(t, map[string]string{tags.LabelVersion: "v2.0.0-rc.1"}, rcCreated))
+	s.digests["v2.0.0-rc.1"] = srv.Push(t, s.repo+":v2.0.0-rc.1", registrytest.Index(t, map[string]string{labels.LabelVersion: "v2.0.0-rc.1"}, rcCreated))
 	s.created["v2.0.0-rc.1"] = rcCreated
 	for tag, target := range map[string]string{"1.2.3": "v1.2.3", "1.2": "v1.2.3", "latest": "v1.2.3", "main": "v1.0.1"} {
 		srv.Tag(t, s.repo, tag, s.digests[target])
@@ -295,7 +295,7 @@ func TestVersions(t *testing.T) {
 
 	// A service that was never published: the promised sentence.
 	r = botcore(t, env, "", "versions", "-s", "python-ai-service")
-	wantErr := fmt.Sprintf("botcore: repository %s/bot/python-ai-service does not exist on %s: check --registry and the service name, or publish a release first\n", srv.Host, srv.Host)
+	wantErr := fmt.Sprintf("botcore: repository %s/bot/python-ai-service does not exist on %s: check the registry prefix and the service name, or publish a release first\n", srv.Host, srv.Host)
 	if r.code != 1 || !strings.HasSuffix(r.stderr, wantErr) {
 		t.Errorf("unknown repo: %s\nwant %q", r, wantErr)
 	}
@@ -351,7 +351,7 @@ func TestInspect(t *testing.T) {
 	var platforms []string
 	for _, p := range got.Platforms {
 		platforms = append(platforms, p.Platform)
-		if p.Labels[tags.LabelVersion] != "v1.2.3" || p.Labels[tags.LabelSource] != "https://github.com/acme/bot-core" {
+		if p.Labels[labels.LabelVersion] != "v1.2.3" || p.Labels[labels.LabelSource] != "https://github.com/acme/bot-core" {
 			t.Errorf("%s labels %v", p.Platform, p.Labels)
 		}
 		if p.Size < 512 || p.Layers != 2 {
@@ -471,7 +471,7 @@ func TestCleanup(t *testing.T) {
 		t.Errorf("second cleanup: %s", r)
 	}
 	r = botcore(t, env, "", "cleanup", "--keep", "0", "-s", svc)
-	if r.code != 1 || !strings.Contains(r.stderr, "--keep must be at least 1") {
+	if r.code != 1 || !strings.Contains(r.stderr, "--keep 0 is too low: cleanup must keep at least 1 release so that it never deletes every release; pass --keep 1 or more") {
 		t.Errorf("keep 0: %s", r)
 	}
 }

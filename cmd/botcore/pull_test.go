@@ -15,8 +15,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bot-core/delivery/pipelines/labels"
 	"github.com/bot-core/delivery/pipelines/registry/registrytest"
-	"github.com/bot-core/delivery/pipelines/tags"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -32,8 +32,8 @@ func pullEnv(t *testing.T, srv *registrytest.Server) map[string]string {
 
 func seedRelease(t *testing.T, srv *registrytest.Server, service, version string) string {
 	t.Helper()
-	labels := map[string]string{tags.LabelVersion: version}
-	return srv.Push(t, srv.Host+"/bot/"+service+":"+version, registrytest.Index(t, labels, base))
+	imageLabels := map[string]string{labels.LabelVersion: version}
+	return srv.Push(t, srv.Host+"/bot/"+service+":"+version, registrytest.Index(t, imageLabels, base))
 }
 
 // checkLayout loads the OCI layout at dir and checks it holds exactly one
@@ -139,7 +139,7 @@ func TestPullErrors(t *testing.T) {
 		t.Errorf("invalid version: %s", r)
 	}
 	r = botcore(t, env, "", "pull", "--version", "v1.2.3", "--verify", "-o", out)
-	if r.code != 1 || !strings.Contains(r.stderr, "botcore: pull --verify: give the key (--key) or the expected signer") {
+	if r.code != 1 || !strings.Contains(r.stderr, "botcore: pull --verify: nothing to verify against") || !strings.Contains(r.stderr, ": give the key (--key) or the expected signer") {
 		t.Errorf("--verify without a policy: %s", r)
 	}
 	r = botcore(t, env, "", "pull")

@@ -12,8 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/bot-core/delivery/pipelines/plan"
+	"github.com/bot-core/delivery/cmd/botcore/internal/credentials"
 	"github.com/bot-core/delivery/pipelines/registry"
+	"github.com/bot-core/delivery/pipelines/services"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -58,7 +59,7 @@ func (c *detectCmd) Run(g *Globals, a *app) error {
 	row("location", info.Location)
 	row("registry name", info.RegistryName)
 	row("insecure (plain HTTP)", fmt.Sprint(info.Insecure))
-	for _, s := range plan.Default().Names() {
+	for _, s := range services.Default().Names() {
 		repo, err := info.Repo(s)
 		if err != nil {
 			return err
@@ -91,10 +92,10 @@ func (c *loginCmd) Run(g *Globals, a *app) error {
 	}
 	user := c.Username
 	if user == "" {
-		user = a.env(registry.EnvUsername)
+		user = a.env(credentials.EnvUsername)
 	}
 	if user == "" && info.Kind == registry.KindGHCR {
-		user = a.env(registry.EnvGitHubActor)
+		user = a.env(credentials.EnvGitHubActor)
 	}
 	if user == "" {
 		return errors.New("no user name given: pass --username or set DOCKER_USERNAME")
@@ -107,16 +108,16 @@ func (c *loginCmd) Run(g *Globals, a *app) error {
 		}
 		pass = strings.TrimRight(string(b), "\r\n")
 	} else {
-		pass = a.env(registry.EnvPassword)
+		pass = a.env(credentials.EnvPassword)
 		if pass == "" && info.Kind == registry.KindGHCR {
-			pass = a.env(registry.EnvGitHubToken)
+			pass = a.env(credentials.EnvGitHubToken)
 		}
 	}
 	if pass == "" {
 		return errors.New("no password given: pipe it to --password-stdin or set DOCKER_PASSWORD")
 	}
 
-	repo, err := info.Repo(plan.Default().Names()[0])
+	repo, err := info.Repo(services.Default().Names()[0])
 	if err != nil {
 		return err
 	}
@@ -130,7 +131,7 @@ func (c *loginCmd) Run(g *Globals, a *app) error {
 		return registry.Explain(err, info)
 	}
 
-	dir := a.env(registry.EnvDockerCfg)
+	dir := a.env(credentials.EnvDockerCfg)
 	if dir == "" {
 		home := a.env("HOME")
 		if home == "" {
@@ -140,7 +141,7 @@ func (c *loginCmd) Run(g *Globals, a *app) error {
 		}
 		dir = filepath.Join(home, ".docker")
 	}
-	path, warning, err := saveAuth(dir, registry.ConfigAuthKey(info), user, pass)
+	path, warning, err := saveAuth(dir, credentials.ConfigAuthKey(info), user, pass)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/bot-core/delivery/cmd/botcore/internal/imagesrc"
 	"github.com/bot-core/delivery/cmd/botcore/internal/scan"
 	"github.com/bot-core/delivery/pipelines/registry"
+	"github.com/bot-core/delivery/pipelines/vuln"
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
@@ -42,8 +42,10 @@ func (in *imageInput) check() error {
 	case n > 1:
 		return errors.New("more than one image given: pass only one of an image reference, --layout DIR and --tarball FILE")
 	}
-	_, err := imagesrc.ParsePlatform(in.Platform)
-	return err
+	if _, err := imagesrc.ParsePlatform(in.Platform); err != nil {
+		return fmt.Errorf("--platform: %w", err)
+	}
+	return nil
 }
 
 // open opens the image, with registry errors explained the way the other
@@ -51,7 +53,7 @@ func (in *imageInput) check() error {
 func (in *imageInput) open(g *Globals, a *app) (*imagesrc.Image, error) {
 	platform, err := imagesrc.ParsePlatform(in.Platform)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--platform: %w", err)
 	}
 	src := imagesrc.Source{Layout: in.Layout, Tarball: in.Tarball, Platform: platform}
 	var info registry.Info
@@ -71,9 +73,9 @@ func (in *imageInput) open(g *Globals, a *app) (*imagesrc.Image, error) {
 	img, err := imagesrc.Open(a.ctx, src)
 	if err != nil {
 		if src.Ref != nil {
-			return nil, registry.Explain(err, info)
+			err = registry.Explain(err, info)
 		}
-		return nil, err
+		return nil, withHint(err)
 	}
 	a.progress("picked %s %s", img.Platform.String(), shortDigest(img.Digest.String()))
 	return img, nil
@@ -121,11 +123,13 @@ type scanCmd struct {
 	DBDir         string   `name:"db-dir" placeholder:"DIR" envvar:"BOTCORE_TRIVY_DB_DIR" help:"Vulnerability DB directory holding trivy.db and metadata.json (what trivy keeps in <cache>/db), used as it is and strictly offline: no download, no update check (env: BOTCORE_TRIVY_DB_DIR)."`
 	CacheDir      string   `placeholder:"DIR" envvar:"TRIVY_CACHE_DIR" help:"Trivy cache directory to download the vulnerability DB into (DIR/db) when it is missing or due for an update; default $XDG_CACHE_HOME/trivy or ~/.cache/trivy (env: TRIVY_CACHE_DIR)."`
 	DBRepository  []string `name:"db-repository" placeholder:"REF" envvar:"TRIVY_DB_REPOSITORY" help:"OCI repositories to download the DB from, tried in order (default: trivy's, mirror.gcr.io/aquasec/trivy-db:2 then ghcr.io/aquasecurity/trivy-db:2; env: TRIVY_DB_REPOSITORY)."`
-	Severity      []string `placeholder:"LIST" default:"HIGH,CRITICAL" help:"Severities that fail the scan, comma-separated, from UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL; the reports and the summary list every severity."`
+	Severity      []string `placeholder:"LIST" default:"${default_severities}" help:"Severities that fail the scan, comma-separated, from ${severities}; the reports and the summary list every severity (default: ${default})."`
 	IgnoreUnfixed bool     `help:"Leave out vulnerabilities that have no fixed version yet."`
 	IgnoreFile    string   `name:"ignorefile" placeholder:"PATH" help:"Trivy ignore file (.trivyignore, or .trivyignore.yaml) of vulnerability IDs to leave out (default: .trivyignore in the current directory, if there is one)."`
 	JSONReport    string   `name:"json-report" placeholder:"FILE" help:"Write trivy's JSON report to FILE (written even when the scan fails the gate). With --layout or --tarball, --json FILE means the same."`
 	SARIF         string   `name:"sarif" placeholder:"FILE" help:"Write a SARIF 2.1.0 report (trivy's) to FILE, e.g. for GitHub code scanning (written even when the scan fails the gate)."`
+	SARIFCategory string   `name:"sarif-category" placeholder:"ID" help:"Set every SARIF run's automationDetails.id to ID, e.g. trivy/<service>/<platform>/: GitHub code scanning keeps one analysis per ID, so the reports of several images for one commit do not replace each other (needs --sarif)."`
+	Findings      string   `name:"findings" placeholder:"FILE" help:"Write the number of vulnerabilities of each of the five severities to FILE, as one JSON object (severity to count, zeros included), counted as in the JSON report, so without the ignored ones (written even when the scan fails the gate)."`
 
 	// jsonFile is set when --json was given a file name (see takeJSONFile):
 	// then it names the report, and stdout keeps the table.
@@ -143,14 +147,13 @@ func (c *scanCmd) Validate(kctx *kong.Context) error {
 	if c.DBDir != "" && c.CacheDir != "" {
 		return errors.New("both --db-dir and --cache-dir given: --db-dir scans offline with that DB, --cache-dir downloads it; pass one")
 	}
-	for i, s := range c.Severity {
-		c.Severity[i] = strings.ToUpper(strings.TrimSpace(s))
-		if !slices.Contains(scan.Severities, c.Severity[i]) {
-			return fmt.Errorf("unknown severity %q in --severity: use UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL", s)
-		}
+	severities, err := vuln.Normalize(c.Severity)
+	if err != nil {
+		return fmt.Errorf("--severity: %w", err)
 	}
-	if len(c.Severity) == 0 {
-		return errors.New("--severity is empty: give at least one of UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL")
+	c.Severity = severities
+	if c.SARIFCategory != "" && c.SARIF == "" {
+		return errors.New("--sarif-category names the SARIF report's category, but no report is written: add --sarif FILE")
 	}
 	return nil
 }
@@ -224,7 +227,7 @@ func (c *scanCmd) Run(g *Globals, a *app) error {
 	defer img.Close()
 	res, err := scan.Run(a.ctx, img, opts)
 	if err != nil {
-		return err
+		return withHint(err)
 	}
 	// Reports first: CI uploads them whether or not the gate passes.
 	if c.JSONReport != "" {
@@ -234,10 +237,16 @@ func (c *scanCmd) Run(g *Globals, a *app) error {
 		a.progress("wrote the JSON report %s", c.JSONReport)
 	}
 	if c.SARIF != "" {
-		if err := writeFile(c.SARIF, func(w io.Writer) error { return scan.WriteSARIF(a.ctx, w, res.Report) }); err != nil {
+		if err := writeFile(c.SARIF, func(w io.Writer) error { return scan.WriteSARIF(a.ctx, w, res.Report, c.SARIFCategory) }); err != nil {
 			return fmt.Errorf("cannot write the SARIF report: %w", err)
 		}
 		a.progress("wrote the SARIF report %s", c.SARIF)
+	}
+	if c.Findings != "" {
+		if err := writeFile(c.Findings, func(w io.Writer) error { return scan.WriteCounts(w, res.Counts()) }); err != nil {
+			return fmt.Errorf("cannot write the findings counts: %w", err)
+		}
+		a.progress("wrote the findings counts %s", c.Findings)
 	}
 
 	failing := res.Matching(c.Severity)

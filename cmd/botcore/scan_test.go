@@ -339,6 +339,70 @@ func TestScanLayout(t *testing.T) {
 		}
 	})
 
+	t.Run("SARIF category and findings counts, written when the gate fails", func(t *testing.T) {
+		out := t.TempDir()
+		const category = "trivy/nextjs-ui-dashboard/linux-amd64/"
+		ignoreFile := ignore(t, cveNext)
+		r := botcore(t, env, "", "scan", "--layout", f.layout, "--db-dir", f.db, "--ignorefile", ignoreFile,
+			"--json-report", out+"/trivy.json", "--sarif", out+"/trivy.sarif", "--sarif-category", category, "--findings", out+"/findings.json")
+		if got := gateLines(r.stderr); r.code != 1 || !slices.Equal(got, []string{lineDebFixed, lineDebUnfixed}) {
+			t.Fatalf("gate %q\n%s", got, r)
+		}
+
+		var rep types.Report
+		if b, err := os.ReadFile(out + "/trivy.json"); err != nil || json.Unmarshal(b, &rep) != nil {
+			t.Fatalf("JSON report: %v", err)
+		}
+		inReport := map[string]int{}
+		for _, res := range rep.Results {
+			for _, v := range res.Vulnerabilities {
+				inReport[v.Severity]++
+			}
+		}
+
+		// The counts are the JSON report's, over all five severities; the
+		// ignored CRITICAL is in neither.
+		b, err := os.ReadFile(out + "/findings.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var counts map[string]int
+		if err := json.Unmarshal(b, &counts); err != nil {
+			t.Fatalf("findings file: %v\n%s", err, b)
+		}
+		want := map[string]int{"CRITICAL": 0, "HIGH": 2, "MEDIUM": 1, "LOW": 1, "UNKNOWN": 0}
+		if fmt.Sprint(counts) != fmt.Sprint(want) {
+			t.Errorf("findings %v, want %v", counts, want)
+		}
+		for sev, n := range counts {
+			if inReport[sev] != n {
+				t.Errorf("findings say %d %s, the JSON report has %d", n, sev, inReport[sev])
+			}
+		}
+
+		// Every run carries the category; the results are the report's.
+		report, err := sarif.Open(out + "/trivy.sarif")
+		if err != nil {
+			t.Fatalf("SARIF: %v", err)
+		}
+		var results int
+		for _, run := range report.Runs {
+			if run.AutomationDetails == nil || deref(run.AutomationDetails.ID) != category {
+				t.Errorf("run automationDetails %+v, want id %s", run.AutomationDetails, category)
+			}
+			results += len(run.Results)
+		}
+		if len(report.Runs) != 1 || results != 4 {
+			t.Errorf("SARIF has %d runs, %d results; want 1 run, 4 results", len(report.Runs), results)
+		}
+
+		// --json FILE (the pipeline's spelling) takes the same companions.
+		r = botcore(t, env, "", "scan", "--layout", f.layout, "--db-dir", f.db, "--json", out+"/scan.json", "--findings", out+"/counts.json")
+		if b, err := os.ReadFile(out + "/counts.json"); r.code != 1 || err != nil || !strings.Contains(string(b), `"CRITICAL":1`) {
+			t.Errorf("--findings with --json FILE: %v %s\n%s", err, b, r)
+		}
+	})
+
 	t.Run("arm64 has the fixed next", func(t *testing.T) {
 		r := botcore(t, env, "", "scan", "--layout", f.layout, "--platform", "linux/arm64", "--db-dir", f.db, "--severity", "CRITICAL")
 		if r.code != 0 || strings.Contains(r.stdout, cveNext) || !strings.Contains(r.stderr, "picked linux/arm64") {
@@ -661,11 +725,15 @@ func TestScanBadInput(t *testing.T) {
 		{[]string{"--layout", f.layout, "--tarball", f.tarball, "--db-dir", f.db}, 2, "more than one image given"},
 		{[]string{"ghcr.io/acme/x:v1", "--layout", f.layout, "--db-dir", f.db}, 2, "more than one image given"},
 		{[]string{"--layout", f.layout, "--db-dir", f.db, "--cache-dir", f.db}, 2, "both --db-dir and --cache-dir given"},
-		{[]string{"--layout", f.layout, "--db-dir", f.db, "--severity", "SEVERE"}, 2, `unknown severity "SEVERE"`},
-		{[]string{"--layout", f.layout, "--db-dir", f.db, "--platform", "linux"}, 2, `invalid platform "linux"`},
+		{[]string{"--layout", f.layout, "--db-dir", f.db, "--severity", "HIGH,SEVERE"}, 2, `--severity: severity list "HIGH,SEVERE": unknown severity "SEVERE" (use UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL)`},
+		{[]string{"--layout", f.layout, "--db-dir", f.db, "--severity", ","}, 2, "--severity: the severity list is empty"},
+		{[]string{"--layout", f.layout, "--db-dir", f.db, "--sarif-category", "trivy/x/"}, 2, "--sarif-category names the SARIF report's category, but no report is written: add --sarif FILE"},
+		{[]string{"--layout", f.layout, "--db-dir", f.db, "--platform", "linux"}, 2, `--platform: invalid platform "linux"`},
 		{[]string{"--layout", f.layout, "--db-dir", f.db, "--platform", "linux/s390x"}, 1,
 			"botcore: the OCI layout " + f.layout + " has no linux/s390x image (it has linux/amd64, linux/arm64): pass --platform with one of those"},
 		{[]string{"--layout", t.TempDir(), "--db-dir", f.db}, 1, "is not an OCI image layout"},
+		{[]string{"--layout", f.layout + "-missing", "--db-dir", f.db}, 1,
+			"botcore: " + f.layout + "-missing is not a directory: --layout takes an OCI image layout directory (with index.json and blobs/)"},
 		{[]string{"--tarball", f.db + "/metadata.json", "--db-dir", f.db}, 1, "is not a tar archive"},
 		{[]string{"--layout", f.layout, "--db-dir", filepath.Join(f.db, "nope")}, 1, "the vulnerability DB directory " + filepath.Join(f.db, "nope") + " does not exist"},
 		{[]string{"--layout", f.layout, "--db-dir", f.layout}, 1, "has no trivy.db"},

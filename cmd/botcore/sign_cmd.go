@@ -24,7 +24,8 @@ func (k *keyRefFlag) Decode(ctx *kong.DecodeContext) error {
 		return errors.New("expected a key reference: a file, env:VAR or a cosign key URI")
 	}
 	if err := signing.KeyRef(v).Validate(); err != nil {
-		return err
+		// kong puts the flag in front.
+		return fmt.Errorf("%w: put the key in a file or an environment variable and pass its name", err)
 	}
 	*k = keyRefFlag(v)
 	return nil
@@ -34,14 +35,14 @@ func (k *keyRefFlag) Decode(ctx *kong.DecodeContext) error {
 type signFlags struct {
 	Key               keyRefFlag `name:"key" placeholder:"REF" help:"Sign with this private key instead of keylessly: a file, env:VAR (or env://VAR) holding the PEM, or a cosign key URI; an encrypted cosign.key is decrypted with COSIGN_PASSWORD."`
 	IdentityToken     string     `name:"identity-token" placeholder:"JWT|FILE" help:"OIDC identity token for keyless signing, or a file holding one (default: env SIGSTORE_ID_TOKEN, then the GitHub Actions ID token when ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are set)."`
-	FulcioURL         string     `name:"fulcio-url" placeholder:"URL" default:"https://fulcio.sigstore.dev" help:"Fulcio that certifies the ephemeral key of keyless signing (default: ${default})."`
-	RekorURL          string     `name:"rekor-url" placeholder:"URL" default:"https://rekor.sigstore.dev" help:"Rekor transparency log the signatures are recorded in (default: ${default})."`
+	FulcioURL         string     `name:"fulcio-url" placeholder:"URL" default:"${fulcio_url}" help:"Fulcio that certifies the ephemeral key of keyless signing (default: ${default})."`
+	RekorURL          string     `name:"rekor-url" placeholder:"URL" default:"${rekor_url}" help:"Rekor transparency log the signatures are recorded in (default: ${default})."`
 	TlogUpload        bool       `name:"tlog-upload" default:"true" negatable:"" help:"Record each signature in the transparency log (default); --tlog-upload=false opts out, and verifiers then need --insecure-ignore-tlog."`
 	InsecureIgnoreSCT bool       `name:"insecure-ignore-sct" help:"Accept a Fulcio certificate without a certificate-transparency timestamp (only for a private Fulcio without a CT log)."`
 }
 
 func (f *signFlags) signer(a *app) (*signing.Signer, error) {
-	return signing.NewSigner(a.ctx, signing.SignerOptions{
+	s, err := signing.NewSigner(a.ctx, signing.SignerOptions{
 		Key:             signing.KeyRef(f.Key),
 		IDToken:         f.IdentityToken,
 		FulcioURL:       f.FulcioURL,
@@ -51,6 +52,7 @@ func (f *signFlags) signer(a *app) (*signing.Signer, error) {
 		Env:             a.env,
 		Progress:        a.progress,
 	})
+	return s, withHint(err)
 }
 
 // describe says how signatures are made, for the progress line.
@@ -93,7 +95,7 @@ func (c *signCmd) Run(g *Globals, a *app) error {
 	for _, t := range targets {
 		res, err := signer.SignImage(a.ctx, t.digest, t.opts...)
 		if err != nil {
-			return fmt.Errorf("cannot sign %s: %w", t.digest, registry.Explain(err, t.info))
+			return withHint(fmt.Errorf("cannot sign %s: %w", t.digest, registry.Explain(err, t.info)))
 		}
 		a.progress("signed %s (signature in %s)", t.digest, res.Signature)
 		results = append(results, res)

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/bot-core/delivery/cmd/botcore/internal/signing"
+	"github.com/bot-core/delivery/pipelines/labels"
 	"github.com/bot-core/delivery/pipelines/registry/registrytest"
-	"github.com/bot-core/delivery/pipelines/tags"
 	"github.com/bot-core/delivery/test/sigstoretest"
 )
 
@@ -192,7 +192,7 @@ func TestSignKeyless(t *testing.T) {
 	wantError(t, r, "has valid attestations, but none of type cyclonedx")
 
 	// A different image pushed under the same tag is not signed.
-	moved := srv.Push(t, repo+":v1.0.0", registrytest.Index(t, map[string]string{tags.LabelVersion: "v1.0.0"}, time.Time{}))
+	moved := srv.Push(t, repo+":v1.0.0", registrytest.Index(t, map[string]string{labels.LabelVersion: "v1.0.0"}, time.Time{}))
 	r = botcore(t, env, "", append(append([]string{"verify"}, verifyArgs(identity)...), svc+":v1.0.0")...)
 	wantError(t, r, repo+"@"+moved+" is not signed", "botcore sign "+repo+"@"+moved)
 	c = s.Cosign(t, nil, append(append(append([]string{"verify"}, cosignAuth...), s.KeylessVerifyArgs(identity)...), repo+":v1.0.0")...)
@@ -294,7 +294,7 @@ func TestSignWithKey(t *testing.T) {
 	wantError(t, r, "it is encrypted, so set COSIGN_PASSWORD to its password")
 	for _, args := range [][]string{{"--key", string(kp.PrivatePEM)}, {"--key=" + string(kp.PrivatePEM)}} {
 		r = botcore(t, env, "", append(append([]string{"sign"}, args...), svc+"@"+digest)...)
-		if r.code != 2 || !strings.Contains(r.stderr, "--key takes a key reference") {
+		if r.code != 2 || !strings.Contains(r.stderr, "--key") || !strings.Contains(r.stderr, "not the key itself: put the key in a file or an environment variable") {
 			t.Errorf("a pasted key: %s", r)
 		}
 		wantNoSecrets(t, r, pemBody)
@@ -315,7 +315,7 @@ func TestSignUsage(t *testing.T) {
 
 	// Keyless without any token source.
 	r = botcore(t, env, "", "sign", "--tlog-upload=false", svc+"@"+digest)
-	wantError(t, r, "keyless signing needs an OIDC identity token: pass --identity-token, set SIGSTORE_ID_TOKEN")
+	wantError(t, r, "keyless signing needs an OIDC identity token", ": pass --identity-token, set SIGSTORE_ID_TOKEN, or sign with --key")
 	// A GitHub Actions request token the endpoint refuses.
 	i := sigstoretest.NewIssuer(t)
 	r = botcore(t, envWith(env, map[string]string{"ACTIONS_ID_TOKEN_REQUEST_URL": i.ActionsRequestURL, "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "not-the-request-token"}),
@@ -325,8 +325,22 @@ func TestSignUsage(t *testing.T) {
 	// An expired token is caught before Fulcio is asked.
 	expired := i.Token(t, sigstoretest.TokenClaims{TTL: -time.Minute})
 	r = botcore(t, env, "", "sign", "--identity-token", expired, svc+"@"+digest)
-	wantError(t, r, "the identity token from --identity-token (issuer "+i.URL+") expired at")
+	wantError(t, r, "the given identity token (issuer "+i.URL+") expired at")
 	wantNoSecrets(t, r, expired)
+
+	// The signing library says what is wrong; the command adds the flag
+	// that fixes it.
+	token := i.Token(t, sigstoretest.TokenClaims{})
+	r = botcore(t, env, "", "sign", "--identity-token", token, "--key", "cosign.key", svc+"@"+digest)
+	wantError(t, r, "a signing key and an OIDC token were both given", ": drop --identity-token or drop --key")
+	wantNoSecrets(t, r, token)
+	r = botcore(t, env, "", "sign", "--identity-token", token, "--rekor-url", "ftp://rekor.test", svc+"@"+digest)
+	wantError(t, r, `the Rekor URL "ftp://rekor.test" is not an http(s) URL: check --rekor-url`)
+	r = botcore(t, env, "", "sign", "--identity-token", token, "--fulcio-url", "http://127.0.0.1:1", "--tlog-upload=false", svc+"@"+digest)
+	wantError(t, r, "cannot reach Fulcio at http://127.0.0.1:1", ": check --fulcio-url and the network")
+	wantNoSecrets(t, r, token)
+	r = botcore(t, env, "", "verify", "--certificate-identity-regexp", "(", "--certificate-oidc-issuer", i.URL, svc+":v1.0.0")
+	wantError(t, r, "the certificate identity pattern is not a valid regular expression", ": fix --certificate-identity-regexp")
 
 	r = botcore(t, env, "", "verify", svc+":v1.0.0")
 	wantError(t, r, "give the key (--key) or the expected signer")

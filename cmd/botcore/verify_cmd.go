@@ -21,11 +21,11 @@ type verifyFlags struct {
 	CARoots                     string `name:"ca-roots" placeholder:"FILE" envvar:"SIGSTORE_ROOT_FILE" help:"Keyless: PEM root certificate (and intermediates) of a private Fulcio (env: SIGSTORE_ROOT_FILE; default: the public-good Sigstore root from TUF)."`
 	InsecureIgnoreTlog          bool   `name:"insecure-ignore-tlog" help:"Accept signatures without a transparency-log entry (signed with --tlog-upload=false); keyless ones then only verify while their 10-minute certificate is valid."`
 	InsecureIgnoreSCT           bool   `name:"insecure-ignore-sct" help:"Keyless: accept certificates without a certificate-transparency timestamp (a private Fulcio without a CT log)."`
-	RekorURL                    string `name:"rekor-url" placeholder:"URL" default:"https://rekor.sigstore.dev" help:"Rekor transparency log to check the signatures against (default: ${default})."`
+	RekorURL                    string `name:"rekor-url" placeholder:"URL" default:"${rekor_url}" help:"Rekor transparency log to check the signatures against (default: ${default})."`
 }
 
 func (f *verifyFlags) verifier(a *app) (*signing.Verifier, error) {
-	return signing.NewVerifier(a.ctx, signing.VerifyOptions{
+	v, err := signing.NewVerifier(a.ctx, signing.VerifyOptions{
 		Key:                         signing.KeyRef(f.Key),
 		CertificateIdentity:         f.CertificateIdentity,
 		CertificateIdentityRegexp:   f.CertificateIdentityRegexp,
@@ -37,6 +37,7 @@ func (f *verifyFlags) verifier(a *app) (*signing.Verifier, error) {
 		RekorURL:                    f.RekorURL,
 		Env:                         a.env,
 	})
+	return v, withHint(err)
 }
 
 // given reports whether any policy flag was set (the defaults aside).
@@ -154,12 +155,12 @@ func describeVerified(r signing.Verified) string {
 	return fmt.Sprintf("%s by %s, %s", plural(r.Count, "signature", "signatures"), strings.Join(by, ", "), tlog)
 }
 
-// verifyError keeps signing's verification sentences and explains registry
-// errors the usual way.
+// verifyError adds what to do to signing's verification sentences and
+// explains registry errors the usual way.
 func verifyError(err error, info registry.Info) error {
 	var verr *signing.VerificationError
 	if errors.As(err, &verr) {
-		return err
+		return withHint(err)
 	}
 	return registry.Explain(err, info)
 }

@@ -1,165 +1,133 @@
-// Package plan turns a release request (services manifest, platforms,
-// version, registry) into a validated plan before anything is built, so bad
-// input fails with one clear error and nothing half-done is left behind.
+// Package plan turns a release request into a checked plan before anything
+// is built: which services on which platforms, the tags and labels the
+// version gives, where the images go, the vulnerability gate and how they are
+// signed. Every mistake in the request fails here, with nothing half-done.
 package plan
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"path"
-	"regexp"
-	"slices"
-	"strings"
+	"strconv"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"gopkg.in/yaml.v3"
+
+	"github.com/bot-core/delivery/pipelines/labels"
+	"github.com/bot-core/delivery/pipelines/registry"
+	"github.com/bot-core/delivery/pipelines/services"
+	"github.com/bot-core/delivery/pipelines/signpolicy"
+	"github.com/bot-core/delivery/pipelines/tags"
+	"github.com/bot-core/delivery/pipelines/vuln"
 )
 
-// ManifestFile is where the services manifest lives, relative to the source root.
-const ManifestFile = "services.yaml"
-
-// Languages the pipeline has a builder for.
-var Languages = []string{"rust", "python", "nextjs"}
-
-// SupportedPlatforms are the platforms every builder can produce.
-var SupportedPlatforms = []string{"linux/amd64", "linux/arm64"}
-
-// Service is one deployable image, declared once in services.yaml.
-type Service struct {
-	Name     string `yaml:"name" json:"name"`
-	Language string `yaml:"language" json:"language"`
-	// Path of the service's source, relative to the source root.
-	Path   string `yaml:"path" json:"path"`
-	Port   int    `yaml:"port" json:"port"`
-	Health string `yaml:"health" json:"health"`
+// Request is a release as the caller asks for it.
+type Request struct {
+	// Services to build by name; none means every service in the manifest.
+	Services []string
+	// Platforms, comma-separated ("linux/amd64,linux/arm64").
+	Platforms string
+	// Version is the release version (semver); or GitRef/GitSHA/PR as CI passes them.
+	Version   string
+	GitRef    string
+	GitSHA    string
+	PR        int
+	SourceURL string
+	// Epoch is SOURCE_DATE_EPOCH: the created label and every file time.
+	Epoch int
+	// Registry is the prefix to publish under; empty exports only.
+	Registry string
+	// BuildOnly keeps a release with a registry from pushing (pull requests).
+	BuildOnly bool
+	// Severity is the gate's comma-separated severity list.
+	Severity      string
+	IgnoreUnfixed bool
+	Signing       signpolicy.Inputs
 }
 
-// Manifest lists the services of a repository.
-type Manifest struct {
-	Services []Service `yaml:"services" json:"services"`
+// Plan is a checked release.
+type Plan struct {
+	Services  []services.Service
+	Platforms []string
+	Version   string
+	Revision  string
+	Tags      []string
+	Labels    map[string]string
+	Created   time.Time
+	Epoch     int
+	// Registry is where the release would be published; nil when none was given.
+	Registry  *registry.Info
+	BuildOnly bool
+	// Severities fail the vulnerability gate.
+	Severities    []string
+	IgnoreUnfixed bool
+	Signing       signpolicy.Mode
 }
 
-// Default is the seed repository's layout: the three bot-core services at
-// the source root.
-func Default() Manifest {
-	return Manifest{Services: []Service{
-		{Name: "rust-core-engine", Language: "rust", Path: "rust-core-engine", Port: 8080, Health: "/health"},
-		{Name: "python-ai-service", Language: "python", Path: "python-ai-service", Port: 8000, Health: "/health"},
-		{Name: "nextjs-ui-dashboard", Language: "nextjs", Path: "nextjs-ui-dashboard", Port: 3000, Health: "/api/health"},
-	}}
+// Mistakes a front end words with its own flag names.
+var (
+	ErrNothingToTag  = errors.New("nothing to tag: a release needs a version, or the git ref, commit or pull request number CI builds")
+	ErrNegativeEpoch = errors.New("the source date epoch is negative: it counts seconds since 1970")
+)
+
+// Field says which part of the request an error is about, so a front end can
+// name its own flag for it.
+type FieldError struct {
+	Field string // "services", "platforms", "version", "epoch", "registry", "severity", "signing"
+	Err   error
 }
 
-// A repository path component as the distribution spec allows it.
-var serviceName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+func (e *FieldError) Error() string { return e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
 
-// ParseManifest reads services.yaml strictly: unknown keys are errors, so a
-// typo does not silently drop a setting.
-func ParseManifest(data []byte) (Manifest, error) {
-	var m Manifest
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&m); err != nil {
-		return Manifest{}, fmt.Errorf("%s: %w", ManifestFile, err)
+// New checks req against the manifest and returns the plan, or the first
+// problem found, as a *FieldError.
+func New(man services.Manifest, req Request) (Plan, error) {
+	fail := func(field string, err error) (Plan, error) { return Plan{}, &FieldError{Field: field, Err: err} }
+	p := Plan{Version: req.Version, Revision: req.GitSHA, Epoch: req.Epoch, BuildOnly: req.BuildOnly, IgnoreUnfixed: req.IgnoreUnfixed}
+	var err error
+	if p.Services, err = man.Select(req.Services); err != nil {
+		return fail("services", err)
 	}
-	if err := m.Validate(); err != nil {
-		return Manifest{}, fmt.Errorf("%s: %w", ManifestFile, err)
+	if p.Platforms, err = services.ParsePlatforms(req.Platforms); err != nil {
+		return fail("platforms", err)
 	}
-	return m, nil
+	if req.Version == "" && req.GitRef == "" && req.PR == 0 {
+		return fail("version", ErrNothingToTag)
+	}
+	// Compute validates the version (semver) and the SHA itself.
+	if p.Tags, err = tags.Compute(tags.Source{Version: req.Version, Ref: req.GitRef, SHA: req.GitSHA, PR: req.PR}); err != nil {
+		return fail("version", err)
+	}
+	if req.Epoch < 0 {
+		return fail("epoch", ErrNegativeEpoch)
+	}
+	if p.Created, err = labels.CreatedFromEpoch(strconv.Itoa(req.Epoch)); err != nil {
+		return fail("epoch", err)
+	}
+	p.Labels = labels.Labels(labels.Meta{Version: req.Version, Revision: req.GitSHA, Source: req.SourceURL, Created: p.Created})
+	if req.Registry != "" {
+		info, err := registry.Detect(req.Registry)
+		if err != nil {
+			return fail("registry", err)
+		}
+		p.Registry = &info
+	}
+	if p.Severities, err = vuln.ParseSeverities(req.Severity); err != nil {
+		return fail("severity", err)
+	}
+	if p.Signing, err = signpolicy.Choose(req.Signing); err != nil {
+		return fail("signing", err)
+	}
+	return p, nil
 }
 
-// Validate checks every service and returns all problems at once.
-func (m Manifest) Validate() error {
-	if len(m.Services) == 0 {
-		return errors.New("no services declared")
-	}
-	var errs []error
-	seen := map[string]bool{}
-	for i, s := range m.Services {
-		where := fmt.Sprintf("services[%d] %q", i, s.Name)
-		switch {
-		case !serviceName.MatchString(s.Name):
-			errs = append(errs, fmt.Errorf("%s: name must be lower-case letters, digits and separators (a valid image repository name)", where))
-		case seen[s.Name]:
-			errs = append(errs, fmt.Errorf("%s: declared twice", where))
-		}
-		seen[s.Name] = true
-		if !slices.Contains(Languages, s.Language) {
-			errs = append(errs, fmt.Errorf("%s: language %q is not one of %s", where, s.Language, strings.Join(Languages, ", ")))
-		}
-		if s.Path == "" || path.IsAbs(s.Path) || strings.HasPrefix(path.Clean(s.Path), "..") {
-			errs = append(errs, fmt.Errorf("%s: path %q must be relative to the source root and stay inside it", where, s.Path))
-		}
-		if s.Port < 1 || s.Port > 65535 {
-			errs = append(errs, fmt.Errorf("%s: port %d is not a TCP port", where, s.Port))
-		}
-		if !strings.HasPrefix(s.Health, "/") {
-			errs = append(errs, fmt.Errorf("%s: health %q must be an HTTP path starting with /", where, s.Health))
-		}
-	}
-	return errors.Join(errs...)
-}
+// Publishing says whether the release is pushed to a registry.
+func (p Plan) Publishing() bool { return p.Registry != nil && !p.BuildOnly }
 
-// Select returns the named services in manifest order; no names means all.
-func (m Manifest) Select(names []string) ([]Service, error) {
-	if len(names) == 0 {
-		return m.Services, nil
+// Repo is the repository a service is published to.
+func (p Plan) Repo(service string) (name.Repository, error) {
+	if p.Registry == nil {
+		return name.Repository{}, fmt.Errorf("service %s: no registry to publish to", service)
 	}
-	var out []Service
-	for _, s := range m.Services {
-		if slices.Contains(names, s.Name) {
-			out = append(out, s)
-		}
-	}
-	for _, n := range names {
-		if !slices.ContainsFunc(m.Services, func(s Service) bool { return s.Name == n }) {
-			return nil, fmt.Errorf("unknown service %q: known services are %s", n, strings.Join(m.Names(), ", "))
-		}
-	}
-	return out, nil
-}
-
-// Names lists the services' names in manifest order.
-func (m Manifest) Names() []string {
-	var out []string
-	for _, s := range m.Services {
-		out = append(out, s.Name)
-	}
-	return out
-}
-
-// ParsePlatforms splits a comma-separated platform list ("linux/amd64,linux/arm64"),
-// rejecting platforms no builder supports and duplicates.
-func ParsePlatforms(list string) ([]string, error) {
-	var out []string
-	for _, p := range strings.Split(list, ",") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		if !slices.Contains(SupportedPlatforms, p) {
-			return nil, fmt.Errorf("unsupported platform %q: supported platforms are %s", p, strings.Join(SupportedPlatforms, ", "))
-		}
-		if !slices.Contains(out, p) {
-			out = append(out, p)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no platform given: use one or more of %s", strings.Join(SupportedPlatforms, ", "))
-	}
-	return out, nil
-}
-
-// ParseRegistry validates a registry prefix such as "ghcr.io/acme/bot-core"
-// under which each service is published as "<registry>/<service>". Docker's
-// rules apply (a tag or digest is not a prefix).
-func ParseRegistry(ref string) (name.Repository, error) {
-	if strings.Contains(ref, "@") {
-		return name.Repository{}, fmt.Errorf("malformed registry reference %q: give a repository prefix without a digest, e.g. ghcr.io/acme/bot-core", ref)
-	}
-	repo, err := name.NewRepository(strings.TrimSuffix(ref, "/"))
-	if err != nil {
-		return name.Repository{}, fmt.Errorf("malformed registry reference %q: %v (expected e.g. ghcr.io/acme/bot-core)", ref, err)
-	}
-	return repo, nil
+	return p.Registry.Repo(service)
 }

@@ -1,99 +1,99 @@
 package plan
 
 import (
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/bot-core/delivery/pipelines/labels"
+	"github.com/bot-core/delivery/pipelines/services"
+	"github.com/bot-core/delivery/pipelines/signpolicy"
+	"github.com/bot-core/delivery/pipelines/vuln"
 )
 
-func TestParseManifest(t *testing.T) {
-	good := `
-services:
-  - name: rust-core-engine
-    language: rust
-    path: examples/bot-core/rust-core-engine
-    port: 8080
-    health: /health
-`
-	m, err := ParseManifest([]byte(good))
+func release() Request {
+	return Request{Platforms: "linux/amd64,linux/arm64", Version: "v1.2.3", GitSHA: "0123456789abcdef0123456789abcdef01234567",
+		Epoch: 1700000000, Severity: vuln.DefaultSeverities}
+}
+
+func TestNewPlansARelease(t *testing.T) {
+	req := release()
+	req.Registry = "ghcr.io/acme/bot-core"
+	req.Signing = signpolicy.Inputs{RequestURL: true, RequestToken: true}
+	p, err := New(services.Default(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := m.Services[0]; got.Name != "rust-core-engine" || got.Port != 8080 || got.Path != "examples/bot-core/rust-core-engine" {
-		t.Fatalf("parsed %+v", got)
+	if got := len(p.Services); got != 3 {
+		t.Errorf("%d services, want every service of the manifest", got)
 	}
+	if want := []string{"v1.2.3", "1.2.3", "1.2", "1", "latest"}; !reflect.DeepEqual(p.Tags, want) {
+		t.Errorf("tags %v, want %v", p.Tags, want)
+	}
+	if p.Labels[labels.LabelVersion] != "v1.2.3" || p.Labels[labels.LabelCreated] != "2023-11-14T22:13:20Z" || p.Labels[labels.LabelRevision] != req.GitSHA {
+		t.Errorf("labels %v", p.Labels)
+	}
+	if !p.Publishing() || p.Signing != signpolicy.Keyless || !reflect.DeepEqual(p.Severities, []string{"HIGH", "CRITICAL"}) {
+		t.Errorf("publishing %v, signing %q, severities %v", p.Publishing(), p.Signing, p.Severities)
+	}
+	repo, err := p.Repo("rust-core-engine")
+	if err != nil || repo.Name() != "ghcr.io/acme/bot-core/rust-core-engine" {
+		t.Errorf("repo %v, %v", repo, err)
+	}
+}
 
-	for _, c := range []struct{ yaml, want string }{
-		{`services: []`, "no services"},
-		{"services:\n  - {name: a, language: rust, path: a, port: 1, health: /h, colour: red}", "field colour not found"},
-		{"services:\n  - {name: Bad_Name, language: rust, path: a, port: 1, health: /h}", "valid image repository name"},
-		{"services:\n  - {name: a, language: go, path: a, port: 1, health: /h}", `language "go" is not one of rust, python, nextjs`},
-		{"services:\n  - {name: a, language: rust, path: ../x, port: 1, health: /h}", "stay inside"},
-		{"services:\n  - {name: a, language: rust, path: /abs, port: 1, health: /h}", "stay inside"},
-		{"services:\n  - {name: a, language: rust, path: a, port: 70000, health: /h}", "not a TCP port"},
-		{"services:\n  - {name: a, language: rust, path: a, port: 1, health: h}", "must be an HTTP path"},
-		{"services:\n  - {name: a, language: rust, path: a, port: 1, health: /h}\n  - {name: a, language: rust, path: b, port: 1, health: /h}", "declared twice"},
+func TestBuildOnlyAndExportDoNotPublish(t *testing.T) {
+	req := release()
+	if p, err := New(services.Default(), req); err != nil || p.Publishing() {
+		t.Errorf("no registry: publishing=%v err=%v", p.Publishing(), err)
+	}
+	req.Registry, req.BuildOnly = "ghcr.io/acme/bot-core", true
+	p, err := New(services.Default(), req)
+	if err != nil || p.Publishing() || p.Registry == nil {
+		t.Errorf("build-only: publishing=%v registry=%v err=%v", p.Publishing(), p.Registry, err)
+	}
+	if _, err := (Plan{}).Repo("x"); err == nil {
+		t.Error("Repo without a registry succeeded")
+	}
+}
+
+func TestNewNamesTheFieldOfEachMistake(t *testing.T) {
+	for _, tc := range []struct {
+		field  string
+		change func(*Request)
+		want   string
+	}{
+		{"services", func(r *Request) { r.Services = []string{"nope"} }, `unknown service "nope"`},
+		{"platforms", func(r *Request) { r.Platforms = "linux/s390x" }, `unsupported platform "linux/s390x"`},
+		{"platforms", func(r *Request) { r.Platforms = "" }, "no platform given"},
+		{"version", func(r *Request) { r.Version = "1.0" }, `"1.0"`},
+		{"version", func(r *Request) { r.Version, r.GitSHA = "", "" }, ErrNothingToTag.Error()},
+		{"epoch", func(r *Request) { r.Epoch = -1 }, ErrNegativeEpoch.Error()},
+		{"registry", func(r *Request) { r.Registry = "ghcr.io/Acme/Bot Core" }, "invalid registry reference"},
+		{"registry", func(r *Request) { r.Registry = "ghcr.io/acme/bot-core:v1" }, "it has a tag"},
+		{"severity", func(r *Request) { r.Severity = "HIGH,SEVERE" }, `unknown severity "SEVERE"`},
+		{"signing", func(r *Request) { r.Signing = signpolicy.Inputs{Key: true, IDToken: true} }, signpolicy.ErrKeyAndToken.Error()},
 	} {
-		_, err := ParseManifest([]byte(c.yaml))
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s\n  error %v, want it to mention %q", c.yaml, err, c.want)
+		req := release()
+		tc.change(&req)
+		_, err := New(services.Default(), req)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v (%T), want a %s error mentioning %s", tc.field, err, err, tc.field, tc.want)
 		}
 	}
 }
 
-func TestDefaultManifestIsValid(t *testing.T) {
-	if err := Default().Validate(); err != nil {
-		t.Fatal(err)
+func TestCIRefsTagBranchesAndPullRequests(t *testing.T) {
+	req := release()
+	req.Version, req.GitRef = "", "refs/heads/main"
+	p, err := New(services.Default(), req)
+	if err != nil || !reflect.DeepEqual(p.Tags, []string{"main", "main-0123456", "sha-0123456"}) {
+		t.Errorf("branch: %v, %v", p.Tags, err)
 	}
-}
-
-func TestSelect(t *testing.T) {
-	m := Default()
-	all, _ := m.Select(nil)
-	if len(all) != 3 {
-		t.Fatalf("no names selects %d services, want 3", len(all))
-	}
-	one, err := m.Select([]string{"python-ai-service"})
-	if err != nil || len(one) != 1 || one[0].Language != "python" {
-		t.Fatalf("Select(python-ai-service) = %+v, %v", one, err)
-	}
-	_, err = m.Select([]string{"rust-core-engine", "nope"})
-	if err == nil || !strings.Contains(err.Error(), `unknown service "nope"`) || !strings.Contains(err.Error(), "nextjs-ui-dashboard") {
-		t.Fatalf("unknown service error = %v", err)
-	}
-}
-
-func TestParsePlatforms(t *testing.T) {
-	got, err := ParsePlatforms(" linux/arm64, linux/amd64,linux/arm64")
-	if err != nil || strings.Join(got, ",") != "linux/arm64,linux/amd64" {
-		t.Fatalf("got %v, %v", got, err)
-	}
-	for in, want := range map[string]string{
-		"linux/s390x":               `unsupported platform "linux/s390x"`,
-		"windows/amd64,linux/amd64": `unsupported platform "windows/amd64"`,
-		"":                          "no platform given",
-		" , ":                       "no platform given",
-	} {
-		if _, err := ParsePlatforms(in); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("ParsePlatforms(%q) error %v, want %q", in, err, want)
-		}
-	}
-}
-
-func TestParseRegistry(t *testing.T) {
-	for in, want := range map[string]string{
-		"ghcr.io/acme/bot-core":          "ghcr.io/acme/bot-core",
-		"127.0.0.1:5000/bot-core":        "127.0.0.1:5000/bot-core",
-		"harbor.acme.internal:8443/bot/": "harbor.acme.internal:8443/bot",
-		"acme":                           "index.docker.io/library/acme",
-	} {
-		r, err := ParseRegistry(in)
-		if err != nil || r.Name() != want {
-			t.Errorf("ParseRegistry(%q) = %q, %v; want %q", in, r.Name(), err, want)
-		}
-	}
-	for _, in := range []string{"ghcr.io/acme/bot-core:v1", "ghcr.io/acme@sha256:abc", "ghcr.io/Acme/Bot", "", "ghcr.io/acme bot"} {
-		if _, err := ParseRegistry(in); err == nil || !strings.Contains(err.Error(), "malformed registry reference") {
-			t.Errorf("ParseRegistry(%q) error = %v, want malformed registry reference", in, err)
-		}
+	req.GitRef, req.PR = "", 7
+	if p, err = New(services.Default(), req); err != nil || !reflect.DeepEqual(p.Tags, []string{"pr-7"}) {
+		t.Errorf("pull request: %v, %v", p.Tags, err)
 	}
 }

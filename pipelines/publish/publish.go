@@ -1,7 +1,7 @@
-// Package publish pushes release images to a registry so that a failed
-// release moves no tag: every service's index is pushed by digest first, all
-// of them are checked to be present, and only then do the human tags
-// (v1.2.3, latest, ...) move.
+// Package publish puts release images where users pull them so that a failed
+// release moves no tag: every service's index is pushed by digest first and
+// read back, then the caller's approval step runs (signing), and only when
+// all of that succeeded do the human tags (v1.2.3, latest, ...) move.
 package publish
 
 import (
@@ -29,24 +29,73 @@ type Result struct {
 // Progress receives one line per step; nil discards them.
 type Progress func(format string, args ...any)
 
-// Release pushes every item by digest (Push), then moves every tag (Tag).
-func Release(ctx context.Context, items []Item, tags []string, progress Progress, opts ...remote.Option) ([]Result, error) {
-	results, err := Push(ctx, items, progress, opts...)
+func (p Progress) printf(format string, args ...any) {
+	if p != nil {
+		p(format, args...)
+	}
+}
+
+// Publisher is a place release images go: by digest first, named by tags later.
+type Publisher interface {
+	// Push makes every item available by digest; it moves no tag.
+	Push(ctx context.Context, items []Item) ([]Result, error)
+	// Tag points every tag of every item at the digest Push returned for it.
+	Tag(ctx context.Context, items []Item, results []Result, tags []string) error
+}
+
+// Steps of a release, in order; Hooks.Step hears each as it starts.
+const (
+	StepPush = "publish"
+	StepSign = "sign+attest"
+	StepTag  = "tag"
+)
+
+// Hooks let the caller take part in a release.
+type Hooks struct {
+	// Sign runs after every item is pushed and before any tag moves: a
+	// failure here leaves every tag where it was. Nil skips signing.
+	Sign func(ctx context.Context, pushed []Result) error
+	// Step is told when each step starts (for timing and logs); nil is silent.
+	Step func(step string)
+}
+
+// Release pushes every item, signs what was pushed, then moves the tags: the
+// order that makes a failed push or signature leave no tag behind.
+func Release(ctx context.Context, p Publisher, items []Item, tags []string, h Hooks) ([]Result, error) {
+	step := func(s string) {
+		if h.Step != nil {
+			h.Step(s)
+		}
+	}
+	step(StepPush)
+	pushed, err := p.Push(ctx, items)
 	if err != nil {
 		return nil, err
 	}
-	return results, Tag(ctx, items, results, tags, progress, opts...)
+	if len(pushed) != len(items) {
+		return nil, fmt.Errorf("publisher returned %d results for %d items (no tags were moved)", len(pushed), len(items))
+	}
+	if h.Sign != nil {
+		step(StepSign)
+		if err := h.Sign(ctx, pushed); err != nil {
+			return pushed, fmt.Errorf("signing failed, no tag was moved: %w", err)
+		}
+	}
+	step(StepTag)
+	return pushed, p.Tag(ctx, items, pushed, tags)
 }
 
-// Push pushes every item by digest and verifies each digest resolves; no tag
-// is touched, so a failed push, or a failure between Push and Tag (a
-// signature that could not be made), leaves every existing tag where it was.
-// The error names the service's repository.
-func Push(ctx context.Context, items []Item, progress Progress, opts ...remote.Option) ([]Result, error) {
-	if progress == nil {
-		progress = func(string, ...any) {}
-	}
-	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
+// Registry publishes to a container registry.
+type Registry struct {
+	Options  []remote.Option
+	Progress Progress
+}
+
+// Push pushes every item by digest and reads each digest back; a registry
+// may accept a manifest and still fail to serve it (a proxy, replication
+// lag), and no tag may move onto a digest that does not resolve.
+func (r Registry) Push(ctx context.Context, items []Item) ([]Result, error) {
+	opts := append([]remote.Option{remote.WithContext(ctx)}, r.Options...)
 	results := make([]Result, len(items))
 	for i, it := range items {
 		d, err := it.Index.Digest()
@@ -54,33 +103,29 @@ func Push(ctx context.Context, items []Item, progress Progress, opts ...remote.O
 			return nil, fmt.Errorf("%s: %w", it.Repo, err)
 		}
 		ref := it.Repo.Digest(d.String())
-		progress("pushing %s", ref)
+		r.Progress.printf("pushing %s", ref)
 		if err := remote.WriteIndex(ref, it.Index, opts...); err != nil {
 			return nil, fmt.Errorf("push %s (no tags were moved): %w", ref, err)
 		}
 		results[i] = Result{Digest: ref}
 	}
-	// A registry may accept a manifest and still fail to serve it (a proxy,
-	// a replication lag): read every digest back before any tag moves.
-	for _, r := range results {
-		if _, err := remote.Head(r.Digest, opts...); err != nil {
-			return nil, fmt.Errorf("check %s after push (no tags were moved): %w", r.Digest, err)
+	for _, res := range results {
+		if _, err := remote.Head(res.Digest, opts...); err != nil {
+			return nil, fmt.Errorf("check %s after push (no tags were moved): %w", res.Digest, err)
 		}
 	}
 	return results, nil
 }
 
-// Tag points every tag of every item at the digest Push returned for it.
-func Tag(ctx context.Context, items []Item, results []Result, tags []string, progress Progress, opts ...remote.Option) error {
-	if progress == nil {
-		progress = func(string, ...any) {}
-	}
-	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
+// Tag moves every tag; it goes on past a failure so the error lists each tag
+// that did not move.
+func (r Registry) Tag(ctx context.Context, items []Item, results []Result, tags []string) error {
+	opts := append([]remote.Option{remote.WithContext(ctx)}, r.Options...)
 	var errs []error
 	for i, it := range items {
 		for _, t := range tags {
 			tag := it.Repo.Tag(t)
-			progress("tagging %s -> %s", tag, results[i].Digest.DigestStr())
+			r.Progress.printf("tagging %s -> %s", tag, results[i].Digest.DigestStr())
 			if err := remote.Tag(tag, it.Index, opts...); err != nil {
 				errs = append(errs, fmt.Errorf("tag %s: %w", tag, err))
 			}
@@ -104,20 +149,4 @@ func LoadIndex(dir string) (v1.ImageIndex, error) {
 		return nil, fmt.Errorf("OCI layout %s: want index.json to hold one image index, found %d entries", dir, len(m.Manifests))
 	}
 	return root.ImageIndex(m.Manifests[0].Digest)
-}
-
-// Platforms maps each platform ("linux/arm64") in an index to its manifest digest.
-func Platforms(idx v1.ImageIndex) (map[string]string, error) {
-	m, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, d := range m.Manifests {
-		if d.Platform == nil {
-			continue
-		}
-		out[d.Platform.String()] = d.Digest.String()
-	}
-	return out, nil
 }

@@ -2,9 +2,12 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,7 +61,8 @@ func TestReleasePushesByDigestThenTags(t *testing.T) {
 		items = append(items, Item{Repo: repo, Index: twoPlatformIndex(t)})
 	}
 	var lines []string
-	res, err := Release(ctx, items, []string{"v1.0.0", "latest"}, func(f string, a ...any) { lines = append(lines, f) })
+	reg := Registry{Progress: func(f string, a ...any) { lines = append(lines, f) }}
+	res, err := Release(ctx, reg, items, []string{"v1.0.0", "latest"}, Hooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,9 +84,8 @@ func TestReleasePushesByDigestThenTags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		plats, _ := Platforms(got)
-		if len(plats) != 2 || plats["linux/amd64"] == "" || plats["linux/arm64"] == "" {
-			t.Errorf("%s: platforms %v, want linux/amd64 and linux/arm64", it.Repo, plats)
+		if m, err := got.IndexManifest(); err != nil || len(m.Manifests) != 2 {
+			t.Errorf("%s: pushed index %v, %v; want both platforms", it.Repo, m, err)
 		}
 	}
 	// Every push is logged before the first tag moves.
@@ -108,12 +111,12 @@ func TestReleaseFailureMovesNoTag(t *testing.T) {
 	python, _ := name.NewRepository(host + "/bot-core/python-ai-service")
 
 	old := twoPlatformIndex(t)
-	if _, err := Release(ctx, []Item{{Repo: rust, Index: old}}, []string{"latest"}, nil); err != nil {
+	if _, err := Release(ctx, Registry{}, []Item{{Repo: rust, Index: old}}, []string{"latest"}, Hooks{}); err != nil {
 		t.Fatal(err)
 	}
 	oldDigest, _ := old.Digest()
 
-	_, err := Release(ctx, []Item{{Repo: rust, Index: twoPlatformIndex(t)}, {Repo: python, Index: twoPlatformIndex(t)}}, []string{"v2.0.0", "latest"}, nil)
+	_, err := Release(ctx, Registry{}, []Item{{Repo: rust, Index: twoPlatformIndex(t)}, {Repo: python, Index: twoPlatformIndex(t)}}, []string{"v2.0.0", "latest"}, Hooks{})
 	if err == nil || !strings.Contains(err.Error(), "python-ai-service") || !strings.Contains(err.Error(), "no tags were moved") {
 		t.Fatalf("error %v, want it to name python-ai-service and say no tags were moved", err)
 	}
@@ -161,5 +164,88 @@ func TestLoadIndex(t *testing.T) {
 	want, _ := idx.Digest()
 	if d, _ := got.Digest(); d != want {
 		t.Fatalf("loaded %s, want %s", d, want)
+	}
+}
+
+// A signature that cannot be made stops the release after the push: the
+// digests are in the registry, every tag stays where it was, and the steps
+// ran in order.
+func TestSigningFailureMovesNoTag(t *testing.T) {
+	host := registryServer(t, nil)
+	ctx := context.Background()
+	rust, _ := name.NewRepository(host + "/bot-core/rust-core-engine")
+	old := twoPlatformIndex(t)
+	if _, err := Release(ctx, Registry{}, []Item{{Repo: rust, Index: old}}, []string{"latest"}, Hooks{}); err != nil {
+		t.Fatal(err)
+	}
+	oldDigest, _ := old.Digest()
+
+	next := twoPlatformIndex(t)
+	var steps []string
+	var signed []Result
+	_, err := Release(ctx, Registry{}, []Item{{Repo: rust, Index: next}}, []string{"v2.0.0", "latest"}, Hooks{
+		Step: func(s string) { steps = append(steps, s) },
+		Sign: func(_ context.Context, pushed []Result) error {
+			signed = pushed
+			// What is signed must already resolve by digest.
+			if _, err := remote.Head(pushed[0].Digest); err != nil {
+				t.Errorf("signing %s before it is pushed: %v", pushed[0].Digest, err)
+			}
+			return errors.New("fulcio unreachable")
+		},
+	})
+	if err == nil || !strings.Contains(err.Error(), "no tag was moved") || !strings.Contains(err.Error(), "fulcio unreachable") {
+		t.Fatalf("error %v", err)
+	}
+	if want := []string{StepPush, StepSign}; !reflect.DeepEqual(steps, want) {
+		t.Errorf("steps %v, want %v", steps, want)
+	}
+	if d, _ := next.Digest(); len(signed) != 1 || signed[0].Digest.DigestStr() != d.String() {
+		t.Errorf("signed %v, want the pushed %s", signed, d)
+	}
+	if d, err := remote.Head(rust.Tag("latest")); err != nil || d.Digest != oldDigest {
+		t.Errorf("latest = %v, %v; want the earlier %s", d, err, oldDigest)
+	}
+	if _, err := remote.Head(rust.Tag("v2.0.0")); err == nil {
+		t.Error("v2.0.0 exists although signing failed")
+	}
+}
+
+// countingPublisher records what a release asked of it.
+type countingPublisher struct {
+	calls []string
+	short bool
+}
+
+func (c *countingPublisher) Push(_ context.Context, items []Item) ([]Result, error) {
+	c.calls = append(c.calls, "push")
+	if c.short {
+		return nil, nil
+	}
+	return make([]Result, len(items)), nil
+}
+
+func (c *countingPublisher) Tag(context.Context, []Item, []Result, []string) error {
+	c.calls = append(c.calls, "tag")
+	return nil
+}
+
+// Release's order holds for any publisher: tag only after push and sign, and
+// never when the publisher lost track of an item.
+func TestReleaseOrderForAnyPublisher(t *testing.T) {
+	p := &countingPublisher{}
+	var order []string
+	if _, err := Release(context.Background(), p, make([]Item, 2), []string{"latest"}, Hooks{
+		Sign: func(context.Context, []Result) error { order = append(order, "sign"); return nil },
+		Step: func(s string) { order = append(order, "step "+s) },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"step publish", "step sign+attest", "sign", "step tag"}; !reflect.DeepEqual(order, want) {
+		t.Errorf("order %v, want %v", order, want)
+	}
+	short := &countingPublisher{short: true}
+	if _, err := Release(context.Background(), short, make([]Item, 2), []string{"latest"}, Hooks{}); err == nil || slices.Contains(short.calls, "tag") {
+		t.Errorf("a publisher that lost an item: err %v, calls %v", err, short.calls)
 	}
 }

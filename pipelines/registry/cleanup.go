@@ -52,6 +52,19 @@ func (p CleanupPlan) DeletedTags() int {
 	return n
 }
 
+// ErrKeepTooLow is the error (wrapped) of PlanCleanup and Cleanup when asked
+// to keep fewer than one release, which would delete every release; a caller
+// that takes keep from its user can tell this case apart and name its own
+// setting.
+var ErrKeepTooLow = errors.New("cleanup must keep at least 1 release so that it never deletes every release")
+
+func checkKeep(keep int) error {
+	if keep < 1 {
+		return fmt.Errorf("cannot clean up keeping %d releases: %w; keep 1 or more", keep, ErrKeepTooLow)
+	}
+	return nil
+}
+
 // PlanCleanup decides, without touching the registry, which digests of a
 // repository to delete so that the newest keep releases remain. The rules:
 //
@@ -70,8 +83,8 @@ func (p CleanupPlan) DeletedTags() int {
 //     cosign .sig/.att/.sbom tags of a deleted digest are deleted with it;
 //     those of kept digests are kept.
 func PlanCleanup(refs []TagRef, keep int, children func(digest string) ([]string, error)) (CleanupPlan, error) {
-	if keep < 1 {
-		return CleanupPlan{}, errors.New("--keep must be at least 1: cleanup never deletes every release")
+	if err := checkKeep(keep); err != nil {
+		return CleanupPlan{}, err
 	}
 	plan := CleanupPlan{Keep: keep, KeptReleases: []string{}, Kept: []Kept{}, Delete: []Deletion{}}
 
@@ -218,6 +231,10 @@ func sortTags(list []string) {
 // repo@digest. It returns the plan and how many digests were deleted, which
 // on error is how far it got.
 func Cleanup(ctx context.Context, repo name.Repository, keep int, apply bool, progress Progress, opts ...remote.Option) (CleanupPlan, int, error) {
+	// Checked before listing, so that a bad keep costs no registry request.
+	if err := checkKeep(keep); err != nil {
+		return CleanupPlan{}, 0, err
+	}
 	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
 	progress.printf("listing tags of %s", repo)
 	list, err := remote.List(repo, opts...)

@@ -1,11 +1,17 @@
 package registry
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 func digestOf(c string) string { return "sha256:" + strings.Repeat(c, 64) }
@@ -134,8 +140,14 @@ func TestPlanCleanupChildrenAndEdges(t *testing.T) {
 	if _, err := PlanCleanup(refs, 1, func(string) ([]string, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Errorf("children error lost: %v", err)
 	}
-	if _, err := PlanCleanup(refs, 0, nil); err == nil {
-		t.Error("keep 0 accepted")
+	for _, keep := range []int{0, -1} {
+		_, err := PlanCleanup(refs, keep, nil)
+		if !errors.Is(err, ErrKeepTooLow) {
+			t.Errorf("PlanCleanup with keep %d: error %v, want ErrKeepTooLow", keep, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "--") {
+			t.Errorf("library error %q names a command-line flag", err)
+		}
 	}
 
 	// Only pre-releases: the newest keep of them stay.
@@ -157,5 +169,25 @@ func TestPlanCleanupChildrenAndEdges(t *testing.T) {
 	plan, _ = PlanCleanup([]TagRef{{"main", digestOf("0")}, {"sha-abcdef1", digestOf("1")}}, 1, nil)
 	if len(plan.Delete) != 0 || len(plan.Kept) != 2 {
 		t.Errorf("plan %+v", plan)
+	}
+}
+
+func TestCleanupRefusesKeepBeforeAnyRequest(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://")+"/bot/svc", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, deleted, err := Cleanup(context.Background(), repo, 0, true, nil)
+	if !errors.Is(err, ErrKeepTooLow) || deleted != 0 {
+		t.Errorf("Cleanup with keep 0 = %d deleted, %v; want ErrKeepTooLow", deleted, err)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("Cleanup with keep 0 sent %d registry requests, want none", n)
 	}
 }

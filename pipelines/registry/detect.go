@@ -1,8 +1,10 @@
 // Package registry knows the container registries bot-core publishes to: it
 // recognises a registry prefix (GHCR, Docker Hub, ECR, Artifact Registry,
-// GCR, ACR or any other distribution-API registry), resolves credentials for
-// it, turns registry errors into one sentence with the next step, and holds
-// the registry-side logic of the botcore CLI (versions, inspect, cleanup).
+// GCR, ACR or any other distribution-API registry), turns registry errors
+// into one sentence with the next step, and holds the registry-side logic of
+// the botcore CLI (versions, inspect, cleanup). Finding credentials is the
+// CLI's own business (cmd/botcore/internal/credentials), so the cloud SDKs
+// it needs stay out of this module, which the Dagger engine resolves.
 //
 // Every registry operation goes through go-containerregistry; nothing here
 // speaks the registry HTTP API by hand.

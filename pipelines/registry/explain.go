@@ -58,7 +58,7 @@ func Explain(err error, info Info) error {
 		case terr.StatusCode == http.StatusForbidden || hasCode(terr, transport.DeniedErrorCode):
 			return explained("registry %s denied %s access to %s: the credentials are valid but lack that permission, so grant it (for ghcr.io a token with write:packages/delete:packages) or use other credentials", reg, t.access(), t.repo)
 		case hasCode(terr, transport.NameUnknownErrorCode) || (terr.StatusCode == http.StatusNotFound && t.kind == "tags"):
-			return explained("repository %s does not exist on %s: check --registry and the service name, or publish a release first", t.repo, reg)
+			return explained("repository %s does not exist on %s: check the registry prefix and the service name, or publish a release first", t.repo, reg)
 		case hasCode(terr, transport.ManifestUnknownErrorCode) || terr.StatusCode == http.StatusNotFound:
 			if t.ref != "" {
 				what := "tag"
@@ -80,7 +80,7 @@ func Explain(err error, info Info) error {
 
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return explained("cannot reach registry %s: the host name %s does not resolve, so check the --registry host and your DNS", reg, dnsErr.Name)
+		return explained("cannot reach registry %s: the host name %s does not resolve, so check the registry host name and your DNS", reg, dnsErr.Name)
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return explained("cannot reach registry %s: the connection was refused, so check the host and port and that the registry is running", reg)

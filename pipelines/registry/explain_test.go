@@ -51,7 +51,7 @@ func TestExplain(t *testing.T) {
 		{"digest unknown", info, terr(404, "GET", m+"sha256:abcd", transport.ManifestUnknownErrorCode),
 			"digest sha256:abcd does not exist"},
 		{"name unknown", info, terr(404, "GET", "https://ghcr.io/v2/acme/bot-core/nope/tags/list", transport.NameUnknownErrorCode),
-			"repository ghcr.io/acme/bot-core/nope does not exist on ghcr.io: check --registry and the service name"},
+			"repository ghcr.io/acme/bot-core/nope does not exist on ghcr.io: check the registry prefix and the service name"},
 		{"unsupported delete", info, terr(405, "DELETE", m+"sha256:abcd", transport.UnsupportedErrorCode),
 			"registry ghcr.io does not support this operation"},
 		{"rate limit", info, terr(429, "GET", m+"v1", transport.TooManyRequestsErrorCode), "rate-limiting"},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-core/delivery/pipelines/labels"
 	"github.com/bot-core/delivery/pipelines/tags"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -210,7 +211,7 @@ func createdFromConfig(cf *v1.ConfigFile) *time.Time {
 	if cf == nil {
 		return nil
 	}
-	if s := cf.Config.Labels[tags.LabelCreated]; s != "" {
+	if s := cf.Config.Labels[labels.LabelCreated]; s != "" {
 		if t, err := time.Parse(time.RFC3339, s); err == nil {
 			t = t.UTC()
 			return &t

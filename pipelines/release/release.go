@@ -6,9 +6,13 @@ package release
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/bot-core/delivery/pipelines/registry"
 )
 
 // Manifest describes one run of build-all.
@@ -84,6 +88,54 @@ type Reports struct {
 	SBOM  string `json:"sbom"`
 	// Findings counts vulnerabilities per severity, ignored ones excluded.
 	Findings map[string]int `json:"findings"`
+}
+
+// ReportsFor names an image's report files inside the release directory,
+// one per service and platform: sarif/rust-core-engine_linux-arm64.sarif, ...
+func ReportsFor(service, platform string) Reports {
+	base := service + "_" + strings.ReplaceAll(platform, "/", "-")
+	return Reports{SARIF: "sarif/" + base + ".sarif", Scan: "scan/" + base + ".json", SBOM: "sbom/" + base + ".spdx.json"}
+}
+
+// NewSigning records how a release was signed; nil when mode is empty
+// (unsigned). The Fulcio URL matters only keyless, the Rekor URL only with
+// the transparency log.
+func NewSigning(mode, fulcioURL, rekorURL string, tlog, sct bool) *Signing {
+	if mode == "" {
+		return nil
+	}
+	s := &Signing{Mode: mode, Tlog: tlog, SCT: sct}
+	if mode == "keyless" {
+		s.FulcioURL = fulcioURL
+	}
+	if tlog {
+		s.RekorURL = rekorURL
+	}
+	return s
+}
+
+// RecordSignatures lists what signing a published service produced: its
+// index and every platform manifest signed, every platform manifest attested,
+// and the registry tags cosign keeps them under.
+func (s *Service) RecordSignatures() {
+	s.Signed = append([]string{s.IndexDigest}, sortedValues(s.Platforms)...)
+	s.Attested = sortedValues(s.Platforms)
+	s.Signatures = nil
+	for _, d := range s.Signed {
+		s.Signatures = append(s.Signatures, s.Image+":"+registry.CosignTag(d, "sig"))
+	}
+	for _, d := range s.Attested {
+		s.Signatures = append(s.Signatures, s.Image+":"+registry.CosignTag(d, "att"))
+	}
+}
+
+// sortedValues lists a platform map's digests in platform order.
+func sortedValues(m map[string]string) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[k])
+	}
+	return out
 }
 
 // JSON renders the manifest with stable formatting.

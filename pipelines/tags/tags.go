@@ -1,12 +1,13 @@
-// Package tags computes container image tags and OCI image labels for the
-// bot-core release pipeline, following the conventions GitHub users know from
+// Package tags computes container image tags for the bot-core release
+// pipeline, following the conventions GitHub users know from
 // docker/metadata-action: semver releases fan out into moving tags
 // (1.2.3, 1.2, 1, latest), branches become sanitized tags plus commit tags,
 // pull requests become pr-N.
 //
-// It is imported by the Dagger module, so it deliberately depends on the
-// standard library only and does no I/O: every input comes from Source or
-// Meta, and the same input always yields the same output.
+// It is imported by the Dagger module, where every dependency is resolved
+// inside the engine, so it depends only on the standard library and
+// golang.org/x/mod/semver and does no I/O: every input comes from Source,
+// and the same input always yields the same output.
 package tags
 
 import (
@@ -14,6 +15,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"golang.org/x/mod/semver"
 )
 
 // MaxTagLen is the longest tag a registry accepts (Docker's tag grammar allows
@@ -146,115 +149,61 @@ func ValidateVersion(v string) error {
 	return err
 }
 
-// version is a parsed semantic version; the numeric parts stay strings
-// because semver does not bound their size and only their text is needed.
+// version is a validated release version, split into the texts its tags
+// are made of.
 type version struct {
-	raw                 string // exactly as given, possibly with "v"
-	major, minor, patch string
-	prerelease          string // without the leading "-"
-	build               string // without the leading "+"
-}
-
-// full is the version without a leading "v" (metadata-action's {{version}}).
-func (v version) full() string {
-	s := v.major + "." + v.minor + "." + v.patch
-	if v.prerelease != "" {
-		s += "-" + v.prerelease
-	}
-	return s
+	raw        string // exactly as given, possibly with "v"
+	full       string // without the leading "v" (metadata-action's {{version}})
+	majorMinor string // "1.2"
+	major      string // "1"
+	prerelease bool
 }
 
 const expectedVersionForm = `expected a semantic version MAJOR.MINOR.PATCH with optional leading "v" and optional -PRERELEASE, e.g. "v1.2.3", "1.2.3" or "v1.2.3-rc.1"`
 
 // parseRelease parses and validates a release version (see ValidateVersion).
 func parseRelease(s string) (version, error) {
-	v, ok := parseSemver(s)
+	sv, ok := semverOf(s)
 	if !ok {
 		return version{}, fmt.Errorf("invalid version %q: %s", s, expectedVersionForm)
 	}
-	if v.build != "" {
-		return version{}, fmt.Errorf("invalid version %q: build metadata (+%s) cannot be part of an image tag; release %q instead", s, v.build, strings.TrimSuffix(s, "+"+v.build))
+	if build := semver.Build(sv); build != "" {
+		return version{}, fmt.Errorf("invalid version %q: build metadata (%s) cannot be part of an image tag; release %q instead", s, build, strings.TrimSuffix(s, build))
 	}
 	if len(s) > MaxTagLen {
 		return version{}, fmt.Errorf("invalid version %q: %d characters, but an image tag holds at most %d", s, len(s), MaxTagLen)
 	}
-	return v, nil
+	return version{
+		raw:        s,
+		full:       strings.TrimPrefix(sv, "v"),
+		majorMinor: strings.TrimPrefix(semver.MajorMinor(sv), "v"),
+		major:      strings.TrimPrefix(semver.Major(sv), "v"),
+		prerelease: semver.Prerelease(sv) != "",
+	}, nil
 }
 
-// parseSemver parses a SemVer 2.0.0 string with an optional leading "v".
-// It is strict: all three core numbers are required and numeric identifiers
-// may not have leading zeros.
-func parseSemver(s string) (version, bool) {
-	v := version{raw: s}
-	rest := strings.TrimPrefix(s, "v")
-
-	if i := strings.IndexByte(rest, '+'); i >= 0 {
-		v.build = rest[i+1:]
-		rest = rest[:i]
-		if !validIdentifiers(v.build, false) {
-			return version{}, false
-		}
+// semverOf returns s with the leading "v" golang.org/x/mod/semver needs, and
+// whether s is a semantic version with all three core numbers (build
+// metadata allowed, for parseRelease to reject with a precise message).
+// semver also accepts the shorthands "v1" and "v1.2", which are refused:
+// "1.2" and "1" are the moving tags a release updates, not releases.
+func semverOf(s string) (string, bool) {
+	sv := s
+	if !strings.HasPrefix(sv, "v") {
+		sv = "v" + sv
 	}
-	if i := strings.IndexByte(rest, '-'); i >= 0 {
-		v.prerelease = rest[i+1:]
-		rest = rest[:i]
-		if !validIdentifiers(v.prerelease, true) {
-			return version{}, false
-		}
-	}
-	core := strings.Split(rest, ".")
-	if len(core) != 3 {
-		return version{}, false
-	}
-	for _, n := range core {
-		if !isNumeric(n) || (len(n) > 1 && n[0] == '0') {
-			return version{}, false
-		}
-	}
-	v.major, v.minor, v.patch = core[0], core[1], core[2]
-	return v, true
-}
-
-// validIdentifiers checks dot-separated pre-release or build identifiers:
-// non-empty, [0-9A-Za-z-] only; for pre-releases numeric identifiers must not
-// have leading zeros.
-func validIdentifiers(s string, prerelease bool) bool {
-	for _, id := range strings.Split(s, ".") {
-		if id == "" {
-			return false
-		}
-		for i := 0; i < len(id); i++ {
-			c := id[i]
-			if !(isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
-				return false
-			}
-		}
-		if prerelease && isNumeric(id) && len(id) > 1 && id[0] == '0' {
-			return false
-		}
-	}
-	return true
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func isNumeric(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return false
-		}
-	}
-	return true
+	// Canonical completes a shorthand ("v1.2" -> "v1.2.0") and drops build
+	// metadata, so only a version spelled out in full comes back unchanged
+	// apart from its build metadata.
+	full := semver.IsValid(sv) && semver.Canonical(sv) == strings.TrimSuffix(sv, semver.Build(sv))
+	return sv, full
 }
 
 // releaseTags lists the tags of a validated release version.
 func releaseTags(v version) []string {
-	tags := []string{v.raw, v.full()}
-	if v.prerelease == "" {
-		tags = append(tags, v.major+"."+v.minor)
+	tags := []string{v.raw, v.full}
+	if !v.prerelease {
+		tags = append(tags, v.majorMinor)
 		if v.major != "0" {
 			tags = append(tags, v.major)
 		}
@@ -280,7 +229,7 @@ func branchTags(ref, branch, sha7 string) ([]string, error) {
 // gitTagTags lists the tags of a pushed git tag: release tags when it is a
 // semantic version, otherwise the sanitized tag name (plus sha-<sha7>).
 func gitTagTags(ref, tag, sha7 string) ([]string, error) {
-	if _, ok := parseSemver(tag); ok {
+	if _, ok := semverOf(tag); ok {
 		v, err := parseRelease(tag)
 		if err != nil {
 			return nil, fmt.Errorf("git ref %q: %w", ref, err)
@@ -301,9 +250,10 @@ func gitTagTags(ref, tag, sha7 string) ([]string, error) {
 // pullNumber extracts N from "refs/pull/N/merge" or "refs/pull/N/head".
 func pullNumber(ref string) (int, error) {
 	parts := strings.Split(strings.TrimPrefix(ref, "refs/pull/"), "/")
-	if len(parts) == 2 && (parts[1] == "merge" || parts[1] == "head") &&
-		isNumeric(parts[0]) && parts[0][0] != '0' {
-		if n, err := strconv.Atoi(parts[0]); err == nil {
+	if len(parts) == 2 && (parts[1] == "merge" || parts[1] == "head") {
+		// Comparing with the formatted number refuses what Atoi forgives
+		// ("+12", "012"), so each pull request has exactly one ref form.
+		if n, err := strconv.Atoi(parts[0]); err == nil && n > 0 && strconv.Itoa(n) == parts[0] {
 			return n, nil
 		}
 	}
@@ -319,7 +269,7 @@ func shortSHA(sha string) (string, error) {
 	ok := len(sha) >= shortSHALen && len(sha) <= maxSHALen
 	for i := 0; ok && i < len(sha); i++ {
 		c := sha[i]
-		ok = isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+		ok = c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 	}
 	if !ok {
 		return "", fmt.Errorf("invalid commit SHA %q: expected %d to %d hexadecimal characters", sha, shortSHALen, maxSHALen)

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // dockerTag is Docker's tag grammar; every tag Compute returns must match it.
@@ -81,6 +80,8 @@ func TestCompute(t *testing.T) {
 		{"shorthand version tag is not semver", Source{Ref: "refs/tags/v1.2"}, []string{"v1.2"}},
 		{"leading zero is not semver", Source{Ref: "refs/tags/v01.2.3"}, []string{"v01.2.3"}},
 		{"upper V is not semver", Source{Ref: "refs/tags/V1.2.3"}, []string{"v1.2.3"}},
+		{"major-only tag is not semver", Source{Ref: "refs/tags/v1"}, []string{"v1"}},
+		{"shorthand with prerelease is not semver", Source{Ref: "refs/tags/v1.2-rc.1"}, []string{"v1.2-rc.1"}},
 		{"slash tag sanitized", Source{Ref: "refs/tags/release/2024.05"}, []string{"release-2024.05"}},
 		{"long tag truncated", Source{Ref: "refs/tags/" + long, SHA: sha}, []string{long[:128], "sha-" + sha7}},
 	}
@@ -122,6 +123,8 @@ func TestComputeErrors(t *testing.T) {
 		{"latest as version", Source{Version: "latest"}, []string{`"latest"`, "MAJOR.MINOR.PATCH"}},
 		{"build metadata version", Source{Version: "v1.2.3+meta.1"}, []string{`"v1.2.3+meta.1"`, "build metadata", `"v1.2.3"`}},
 		{"build metadata tag ref", Source{Ref: "refs/tags/v1.2.3+meta"}, []string{`"refs/tags/v1.2.3+meta"`, "build metadata"}},
+		{"build metadata on prerelease tag ref", Source{Ref: "refs/tags/1.2.3-rc.1+meta.01"}, []string{"build metadata", `"1.2.3-rc.1"`}},
+		{"pull ref with sign", Source{Ref: "refs/pull/+12/merge"}, []string{`"refs/pull/+12/merge"`}},
 		{"too long version", Source{Version: "v1.2.3-" + strings.Repeat("a", 130)}, []string{"at most 128"}},
 		{"too long semver tag ref", Source{Ref: "refs/tags/1.2.3-" + strings.Repeat("a", 130)}, []string{"at most 128"}},
 		{"version with pr", Source{Version: "v1.2.3", PR: 5}, []string{`"v1.2.3"`, "pull request"}},
@@ -173,6 +176,7 @@ func TestValidateVersion(t *testing.T) {
 	valid := []string{
 		"v1.0.0", "1.0.0", "v1.2.3-rc.1", "0.0.0", "v0.1.0",
 		"1.2.3-alpha", "1.2.3-0.3.7", "1.2.3-x.7.z.92", "1.2.3-x-y-z.--",
+		"1.2.3-0a",                   // a leading zero is only forbidden in an all-digit identifier
 		"v999999999999999999999.0.0", // semver puts no bound on numbers
 	}
 	for _, v := range valid {
@@ -186,6 +190,7 @@ func TestValidateVersion(t *testing.T) {
 		" v1.2.3", "v1.2.3 ", "01.2.3", "1.02.3", "1.2.03", "1.2.3-", "1.2.3-rc..1",
 		"1.2.3-01", "1.2.3-rc_1", "1.2.3+", "1.2.3+build", "1.2.3-rc.1+build.5",
 		"-1.2.3", "1.-2.3", "1..3", "a.b.c", "1.2.3-r\u00e9",
+		"v1.2-rc.1", "1.2.3-00", "1.2.3+b.01", "1.2.3-rc.1+",
 		"1.2.3-" + strings.Repeat("x", 123), // 129 characters
 	}
 	for _, v := range invalid {
@@ -207,83 +212,6 @@ func TestValidateVersion(t *testing.T) {
 	// 128 characters is still a valid tag.
 	if v := "1.2.3-" + strings.Repeat("x", 122); ValidateVersion(v) != nil {
 		t.Errorf("ValidateVersion of a %d-character version = %v, want nil", len(v), ValidateVersion(v))
-	}
-}
-
-func TestLabels(t *testing.T) {
-	created := time.Date(2024, 5, 6, 9, 8, 7, 654321, time.FixedZone("CEST", 2*60*60))
-	got := Labels(Meta{
-		Version:  "1.2.3",
-		Revision: sha,
-		Source:   "https://github.com/bot-core/delivery",
-		Title:    "delivery",
-		Created:  created,
-	})
-	want := map[string]string{
-		"org.opencontainers.image.version":  "1.2.3",
-		"org.opencontainers.image.revision": sha,
-		"org.opencontainers.image.source":   "https://github.com/bot-core/delivery",
-		"org.opencontainers.image.title":    "delivery",
-		"org.opencontainers.image.created":  "2024-05-06T07:08:07Z", // UTC, whole seconds
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Labels() = %v, want %v", got, want)
-	}
-
-	partial := Labels(Meta{Revision: sha})
-	if want := map[string]string{LabelRevision: sha}; !reflect.DeepEqual(partial, want) {
-		t.Errorf("Labels with only a revision = %v, want %v", partial, want)
-	}
-
-	empty := Labels(Meta{})
-	if empty == nil || len(empty) != 0 {
-		t.Errorf("Labels(Meta{}) = %#v, want an empty non-nil map", empty)
-	}
-
-	epoch := Labels(Meta{Created: time.Unix(0, 0)})
-	if got := epoch[LabelCreated]; got != "1970-01-01T00:00:00Z" {
-		t.Errorf("created for Unix 0 = %q, want 1970-01-01T00:00:00Z (a real time, not omitted)", got)
-	}
-}
-
-func TestCreatedFromEpoch(t *testing.T) {
-	ok := []struct {
-		in   string
-		want time.Time
-	}{
-		{"", time.Time{}},
-		{"0", time.Unix(0, 0).UTC()},
-		{"1700000000", time.Date(2023, 11, 14, 22, 13, 20, 0, time.UTC)},
-		{"0001700000000", time.Date(2023, 11, 14, 22, 13, 20, 0, time.UTC)},
-		{"253402300799", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},
-	}
-	for _, tt := range ok {
-		got, err := CreatedFromEpoch(tt.in)
-		if err != nil {
-			t.Errorf("CreatedFromEpoch(%q) error: %v", tt.in, err)
-			continue
-		}
-		if !got.Equal(tt.want) || got.Location() != time.UTC {
-			t.Errorf("CreatedFromEpoch(%q) = %v, want %v in UTC", tt.in, got, tt.want)
-		}
-	}
-	if got, _ := CreatedFromEpoch(""); !got.IsZero() {
-		t.Errorf("CreatedFromEpoch(\"\") = %v, want the zero time", got)
-	}
-
-	bad := []string{
-		"abc", "-1", "+5", " 1700000000", "1700000000\n", "1700000000.5", "1e9", "0x10",
-		"253402300800", "99999999999999999999999",
-	}
-	for _, in := range bad {
-		_, err := CreatedFromEpoch(in)
-		if err == nil {
-			t.Errorf("CreatedFromEpoch(%q) = nil error, want one", in)
-			continue
-		}
-		if !strings.Contains(err.Error(), fmt.Sprintf("%q", in)) || !strings.Contains(err.Error(), "SOURCE_DATE_EPOCH") {
-			t.Errorf("CreatedFromEpoch(%q) error %q should name the variable and the value", in, err)
-		}
 	}
 }
 

@@ -26,8 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/bot-core/delivery/pipelines/plan"
 	"github.com/bot-core/delivery/pipelines/release"
+	"github.com/bot-core/delivery/pipelines/services"
 )
 
 // The release tags of v1.0.0 as docker/metadata-action would compute them.
@@ -77,7 +77,7 @@ func readRelease(t *testing.T, dir string) release.Manifest {
 func TestPipeline(t *testing.T) {
 	reg := startRegistry(t)
 	prefix := reg + "/bot-core"
-	services := plan.Default().Names()
+	names := services.Default().Names()
 	epoch := "1700000000"
 
 	var published release.Manifest
@@ -89,8 +89,8 @@ func TestPipeline(t *testing.T) {
 		if !published.Published || published.Registry != prefix {
 			t.Fatalf("release.json says published=%v registry=%q", published.Published, published.Registry)
 		}
-		if len(published.Services) != len(services) {
-			t.Fatalf("release.json lists %d services, want %d", len(published.Services), len(services))
+		if len(published.Services) != len(names) {
+			t.Fatalf("release.json lists %d services, want %d", len(published.Services), len(names))
 		}
 		for _, s := range published.Services {
 			repo, _ := name.NewRepository(prefix + "/" + s.Name)
@@ -159,7 +159,7 @@ func TestPipeline(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer client.Close()
-		man := plan.Default()
+		man := services.Default()
 		for _, s := range published.Services {
 			svc, _ := man.Select([]string{s.Name})
 			for plat, digest := range s.Platforms {
@@ -327,7 +327,7 @@ while True:
 			{[]string{"--version", "1.0"}, `"1.0"`},
 			{[]string{"--version", "v1.0.0", "--services", "nope"}, `unknown service "nope"`},
 			{[]string{"--version", "v1.0.0", "--platforms", "linux/s390x"}, `unsupported platform "linux/s390x"`},
-			{[]string{"--version", "v1.0.0", "--registry", "ghcr.io/Acme/Bot Core"}, "malformed registry reference"},
+			{[]string{"--version", "v1.0.0", "--registry", "ghcr.io/Acme/Bot Core"}, "invalid registry reference"},
 			{[]string{"--version", "v1.0.0", "--severity", "HIGH,SEVERE"}, `unknown severity "SEVERE"`},
 			{[]string{"--version", "v1.0.0", "--cosign-key", "env:BOTCORE_TEST_KEY", "--oidc-token", "env:BOTCORE_TEST_KEY"}, "not both"},
 		} {
@@ -418,7 +418,7 @@ func brokenCopy(t *testing.T, broken string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := plan.ParseManifest(man)
+	m, err := services.ParseManifest(man)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,8 +35,8 @@ var notForEnvFile = map[string]string{
 // literal in our code; each names the file whose call makes the library read
 // them, and the call, so the claim stays checked.
 var sdkReads = map[string][2]string{
-	"AWS_REGION":   {"pipelines/registry/cloud.go", "awsconfig.LoadDefaultConfig"},
-	"AWS_ROLE_ARN": {"pipelines/registry/cloud.go", "awsconfig.LoadDefaultConfig"},
+	"AWS_REGION":   {"cmd/botcore/internal/credentials/cloud.go", "awsconfig.LoadDefaultConfig"},
+	"AWS_ROLE_ARN": {"cmd/botcore/internal/credentials/cloud.go", "awsconfig.LoadDefaultConfig"},
 }
 
 var (

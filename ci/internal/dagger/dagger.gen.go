@@ -293,6 +293,15 @@ type SourceMapID string
 // The `StatID` scalar type represents an identifier for an object of type Stat.
 type StatID string
 
+// The `SupplychainID` scalar type represents an identifier for an object of type Supplychain.
+type SupplychainID string
+
+// The `SupplychainScanResultID` scalar type represents an identifier for an object of type SupplychainScanResult.
+type SupplychainScanResultID string
+
+// The `SupplychainSignerID` scalar type represents an identifier for an object of type SupplychainSigner.
+type SupplychainSignerID string
+
 // The `TerminalID` scalar type represents an identifier for an object of type Terminal.
 type TerminalID string
 
@@ -775,6 +784,33 @@ func (r *Binding) AsString(ctx context.Context) (string, error) {
 
 	q = q.Bind(&response)
 	return response, q.Execute(ctx)
+}
+
+// Retrieve the binding value, as type Supplychain
+func (r *Binding) AsSupplychain() *Supplychain {
+	q := r.query.Select("asSupplychain")
+
+	return &Supplychain{
+		query: q,
+	}
+}
+
+// Retrieve the binding value, as type SupplychainScanResult
+func (r *Binding) AsSupplychainScanResult() *SupplychainScanResult {
+	q := r.query.Select("asSupplychainScanResult")
+
+	return &SupplychainScanResult{
+		query: q,
+	}
+}
+
+// Retrieve the binding value, as type SupplychainSigner
+func (r *Binding) AsSupplychainSigner() *SupplychainSigner {
+	q := r.query.Select("asSupplychainSigner")
+
+	return &SupplychainSigner{
+		query: q,
+	}
 }
 
 // Returns the digest of the binding value
@@ -5416,6 +5452,78 @@ func (r *Env) WithStringInput(name string, value string, description string) *En
 // Declares a desired string output binding
 func (r *Env) WithStringOutput(name string, description string) *Env {
 	q := r.query.Select("withStringOutput")
+	q = q.Arg("name", name)
+	q = q.Arg("description", description)
+
+	return &Env{
+		query: q,
+	}
+}
+
+// Create or update a binding of type Supplychain in the environment
+func (r *Env) WithSupplychainInput(name string, value *Supplychain, description string) *Env {
+	assertNotNil("value", value)
+	q := r.query.Select("withSupplychainInput")
+	q = q.Arg("name", name)
+	q = q.Arg("value", value)
+	q = q.Arg("description", description)
+
+	return &Env{
+		query: q,
+	}
+}
+
+// Declare a desired Supplychain output to be assigned in the environment
+func (r *Env) WithSupplychainOutput(name string, description string) *Env {
+	q := r.query.Select("withSupplychainOutput")
+	q = q.Arg("name", name)
+	q = q.Arg("description", description)
+
+	return &Env{
+		query: q,
+	}
+}
+
+// Create or update a binding of type SupplychainScanResult in the environment
+func (r *Env) WithSupplychainScanResultInput(name string, value *SupplychainScanResult, description string) *Env {
+	assertNotNil("value", value)
+	q := r.query.Select("withSupplychainScanResultInput")
+	q = q.Arg("name", name)
+	q = q.Arg("value", value)
+	q = q.Arg("description", description)
+
+	return &Env{
+		query: q,
+	}
+}
+
+// Declare a desired SupplychainScanResult output to be assigned in the environment
+func (r *Env) WithSupplychainScanResultOutput(name string, description string) *Env {
+	q := r.query.Select("withSupplychainScanResultOutput")
+	q = q.Arg("name", name)
+	q = q.Arg("description", description)
+
+	return &Env{
+		query: q,
+	}
+}
+
+// Create or update a binding of type SupplychainSigner in the environment
+func (r *Env) WithSupplychainSignerInput(name string, value *SupplychainSigner, description string) *Env {
+	assertNotNil("value", value)
+	q := r.query.Select("withSupplychainSignerInput")
+	q = q.Arg("name", name)
+	q = q.Arg("value", value)
+	q = q.Arg("description", description)
+
+	return &Env{
+		query: q,
+	}
+}
+
+// Declare a desired SupplychainSigner output to be assigned in the environment
+func (r *Env) WithSupplychainSignerOutput(name string, description string) *Env {
+	q := r.query.Select("withSupplychainSignerOutput")
 	q = q.Arg("name", name)
 	q = q.Arg("description", description)
 
@@ -11160,6 +11268,36 @@ func (r *Client) LoadStatFromID(id StatID) *Stat {
 	}
 }
 
+// Load a Supplychain from its ID.
+func (r *Client) LoadSupplychainFromID(id SupplychainID) *Supplychain {
+	q := r.query.Select("loadSupplychainFromID")
+	q = q.Arg("id", id)
+
+	return &Supplychain{
+		query: q,
+	}
+}
+
+// Load a SupplychainScanResult from its ID.
+func (r *Client) LoadSupplychainScanResultFromID(id SupplychainScanResultID) *SupplychainScanResult {
+	q := r.query.Select("loadSupplychainScanResultFromID")
+	q = q.Arg("id", id)
+
+	return &SupplychainScanResult{
+		query: q,
+	}
+}
+
+// Load a SupplychainSigner from its ID.
+func (r *Client) LoadSupplychainSignerFromID(id SupplychainSignerID) *SupplychainSigner {
+	q := r.query.Select("loadSupplychainSignerFromID")
+	q = q.Arg("id", id)
+
+	return &SupplychainSigner{
+		query: q,
+	}
+}
+
 // Load a Terminal from its ID.
 func (r *Client) LoadTerminalFromID(id TerminalID) *Terminal {
 	q := r.query.Select("loadTerminalFromID")
@@ -11276,6 +11414,50 @@ func (r *Client) SourceMap(filename string, line int, column int) *SourceMap {
 	q = q.Arg("column", column)
 
 	return &SourceMap{
+		query: q,
+	}
+}
+
+// SupplychainOpts contains options for Client.Supplychain
+type SupplychainOpts struct {
+	//
+	// Go module of the botcore CLI (go.mod, go.sum, cmd/, pipelines/);
+	// defaults to the repository this module lives in.
+	//
+	ToolSource *Directory // supplychain (../../../modules/supplychain/main.go:43:2)
+	//
+	// Go image that builds the botcore CLI; also the tools' runtime (CA
+	// certificates for Fulcio, Rekor and the Trivy database, and a shell).
+	//
+	//
+	// Default: "golang:1.26-bookworm"
+	GoImage string // supplychain (../../../modules/supplychain/main.go:47:2)
+	//
+	// Go module proxy for that build.
+	//
+	//
+	// Default: "https://proxy.golang.org,direct"
+	Goproxy string // supplychain (../../../modules/supplychain/main.go:50:2)
+}
+
+func (r *Client) Supplychain(opts ...SupplychainOpts) *Supplychain { // supplychain (../../../modules/supplychain/main.go:38:1)
+	q := r.query.Select("supplychain")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `toolSource` optional argument
+		if !querybuilder.IsZeroValue(opts[i].ToolSource) {
+			q = q.Arg("toolSource", opts[i].ToolSource)
+		}
+		// `goImage` optional argument
+		if !querybuilder.IsZeroValue(opts[i].GoImage) {
+			q = q.Arg("goImage", opts[i].GoImage)
+		}
+		// `goproxy` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Goproxy) {
+			q = q.Arg("goproxy", opts[i].Goproxy)
+		}
+	}
+
+	return &Supplychain{
 		query: q,
 	}
 }
@@ -12429,6 +12611,805 @@ func (r *Stat) Size(ctx context.Context) (int, error) {
 
 	q = q.Bind(&response)
 	return response, q.Execute(ctx)
+}
+
+type Supplychain struct { // supplychain (../../../modules/supplychain/main.go:29:6)
+	query *querybuilder.Selection
+
+	goImage *string
+	goProxy *string
+	id      *SupplychainID
+	verify  *string
+}
+
+func (r *Supplychain) WithGraphQLQuery(q *querybuilder.Selection) *Supplychain {
+	return &Supplychain{
+		query: q,
+	}
+}
+
+// Go image that builds the CLI and runs it.
+func (r *Supplychain) GoImage(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:33:2)
+	if r.goImage != nil {
+		return *r.goImage, nil
+	}
+	q := r.query.Select("goImage")
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// Go module proxy for that build.
+func (r *Supplychain) GoProxy(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:35:2)
+	if r.goProxy != nil {
+		return *r.goProxy, nil
+	}
+	q := r.query.Select("goProxy")
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// A unique identifier for this Supplychain.
+func (r *Supplychain) ID(ctx context.Context) (SupplychainID, error) {
+	if r.id != nil {
+		return *r.id, nil
+	}
+	q := r.query.Select("id")
+
+	var response SupplychainID
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// XXX_GraphQLType is an internal function. It returns the native GraphQL type name
+func (r *Supplychain) XXX_GraphQLType() string {
+	return "Supplychain"
+}
+
+// XXX_GraphQLIDType is an internal function. It returns the native GraphQL type name for the ID of this object
+func (r *Supplychain) XXX_GraphQLIDType() string {
+	return "SupplychainID"
+}
+
+// XXX_GraphQLID is an internal function. It returns the underlying type ID
+func (r *Supplychain) XXX_GraphQLID(ctx context.Context) (string, error) {
+	id, err := r.ID(ctx)
+	if err != nil {
+		return "", err
+	}
+	return string(id), nil
+}
+
+func (r *Supplychain) MarshalJSON() ([]byte, error) {
+	id, err := r.ID(marshalCtx)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(id)
+}
+func (r *Supplychain) UnmarshalJSON(bs []byte) error {
+	var id string
+	err := json.Unmarshal(bs, &id)
+	if err != nil {
+		return err
+	}
+	*r = *dag.LoadSupplychainFromID(SupplychainID(id))
+	return nil
+}
+
+// SupplychainSbomOpts contains options for Supplychain.Sbom
+type SupplychainSbomOpts struct {
+	//
+	// Document name, also the name of the image's package in it (default:
+	// the image's repository, else "image").
+	//
+	Name string // supplychain (../../../modules/supplychain/main.go:91:2)
+}
+
+// Sbom returns the SPDX 2.3 JSON SBOM (Syft) of one platform's image of an
+// OCI image layout.
+func (r *Supplychain) Sbom(layout *Directory, platform string, opts ...SupplychainSbomOpts) *File { // supplychain (../../../modules/supplychain/main.go:83:1)
+	assertNotNil("layout", layout)
+	q := r.query.Select("sbom")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `name` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Name) {
+			q = q.Arg("name", opts[i].Name)
+		}
+	}
+	q = q.Arg("layout", layout)
+	q = q.Arg("platform", platform)
+
+	return &File{
+		query: q,
+	}
+}
+
+// SupplychainScanOpts contains options for Supplychain.Scan
+type SupplychainScanOpts struct {
+	//
+	// Service or image name, used in the SARIF category trivy/<name>/<platform>/
+	// (trivy/<platform>/ without it).
+	//
+	Name string // supplychain (../../../modules/supplychain/scan.go:48:2)
+	//
+	// Severities that fail the gate, comma-separated, from UNKNOWN, LOW,
+	// MEDIUM, HIGH, CRITICAL.
+	//
+	//
+	// Default: "HIGH,CRITICAL"
+	Severity string // supplychain (../../../modules/supplychain/scan.go:52:2)
+	//
+	// Leave out vulnerabilities that have no fixed version yet.
+	//
+	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:55:2)
+	//
+	// Trivy vulnerability database to scan with, offline: a directory holding
+	// trivy.db and metadata.json. Without it the database is downloaded.
+	//
+	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:59:2)
+	//
+	// Trivy ignore file (.trivyignore, or .trivyignore.yaml) of
+	// vulnerability IDs to leave out.
+	//
+	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:63:2)
+}
+
+// Scan scans one platform's image of an OCI image layout with Trivy and
+// applies the severity gate. A failing gate is a result (passed false, with
+// the reports), not an error; an error means the scan could not run (no
+// vulnerability database, an unreadable layout, a bad flag).
+//
+// Without --trivy-db the database is downloaded into the cache volume
+// bot-core-trivy and refreshed at most once a day.
+func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:39:1)
+	assertNotNil("layout", layout)
+	q := r.query.Select("scan")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `name` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Name) {
+			q = q.Arg("name", opts[i].Name)
+		}
+		// `severity` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Severity) {
+			q = q.Arg("severity", opts[i].Severity)
+		}
+		// `ignoreUnfixed` optional argument
+		if !querybuilder.IsZeroValue(opts[i].IgnoreUnfixed) {
+			q = q.Arg("ignoreUnfixed", opts[i].IgnoreUnfixed)
+		}
+		// `trivyDb` optional argument
+		if !querybuilder.IsZeroValue(opts[i].TrivyDb) {
+			q = q.Arg("trivyDb", opts[i].TrivyDb)
+		}
+		// `trivyignore` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Trivyignore) {
+			q = q.Arg("trivyignore", opts[i].Trivyignore)
+		}
+	}
+	q = q.Arg("layout", layout)
+	q = q.Arg("platform", platform)
+
+	return &SupplychainScanResult{
+		query: q,
+	}
+}
+
+// SupplychainSignerOpts contains options for Supplychain.Signer
+type SupplychainSignerOpts struct {
+	//
+	// Cosign private key (PEM), e.g. env:COSIGN_KEY or file:cosign.key.
+	//
+	Key *Secret // supplychain (../../../modules/supplychain/signer.go:49:2)
+	//
+	// Password of an encrypted --key.
+	//
+	KeyPassword *Secret // supplychain (../../../modules/supplychain/signer.go:52:2)
+	//
+	// OIDC identity token for keyless signing.
+	//
+	OidcToken *Secret // supplychain (../../../modules/supplychain/signer.go:55:2)
+	//
+	// GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL, for keyless signing in a workflow.
+	//
+	OidcRequestURL *Secret // supplychain (../../../modules/supplychain/signer.go:58:2)
+	//
+	// GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_TOKEN.
+	//
+	OidcRequestToken *Secret // supplychain (../../../modules/supplychain/signer.go:61:2)
+	//
+	// Fulcio that certifies keyless signatures (default: the public
+	// https://fulcio.sigstore.dev).
+	//
+	FulcioURL string // supplychain (../../../modules/supplychain/signer.go:65:2)
+	//
+	// Rekor transparency log (default: the public https://rekor.sigstore.dev).
+	//
+	RekorURL string // supplychain (../../../modules/supplychain/signer.go:68:2)
+	//
+	// Sign without recording the signatures in the transparency log;
+	// verifiers then need --insecure-ignore-tlog.
+	//
+	NoTlog bool // supplychain (../../../modules/supplychain/signer.go:72:2)
+	//
+	// Accept keyless certificates without a certificate-transparency
+	// timestamp, as a private Fulcio without a CT log issues them.
+	//
+	InsecureIgnoreSct bool // supplychain (../../../modules/supplychain/signer.go:76:2)
+}
+
+// Signer says how to sign: with --key (and --key-password), or keylessly
+// with an OIDC identity token (--oidc-token, or GitHub Actions' token
+// endpoint through --oidc-request-url and --oidc-request-token) and a
+// Fulcio certificate.
+func (r *Supplychain) Signer(opts ...SupplychainSignerOpts) *SupplychainSigner { // supplychain (../../../modules/supplychain/signer.go:46:1)
+	q := r.query.Select("signer")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `key` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Key) {
+			q = q.Arg("key", opts[i].Key)
+		}
+		// `keyPassword` optional argument
+		if !querybuilder.IsZeroValue(opts[i].KeyPassword) {
+			q = q.Arg("keyPassword", opts[i].KeyPassword)
+		}
+		// `oidcToken` optional argument
+		if !querybuilder.IsZeroValue(opts[i].OidcToken) {
+			q = q.Arg("oidcToken", opts[i].OidcToken)
+		}
+		// `oidcRequestUrl` optional argument
+		if !querybuilder.IsZeroValue(opts[i].OidcRequestURL) {
+			q = q.Arg("oidcRequestUrl", opts[i].OidcRequestURL)
+		}
+		// `oidcRequestToken` optional argument
+		if !querybuilder.IsZeroValue(opts[i].OidcRequestToken) {
+			q = q.Arg("oidcRequestToken", opts[i].OidcRequestToken)
+		}
+		// `fulcioUrl` optional argument
+		if !querybuilder.IsZeroValue(opts[i].FulcioURL) {
+			q = q.Arg("fulcioUrl", opts[i].FulcioURL)
+		}
+		// `rekorUrl` optional argument
+		if !querybuilder.IsZeroValue(opts[i].RekorURL) {
+			q = q.Arg("rekorUrl", opts[i].RekorURL)
+		}
+		// `noTlog` optional argument
+		if !querybuilder.IsZeroValue(opts[i].NoTlog) {
+			q = q.Arg("noTlog", opts[i].NoTlog)
+		}
+		// `insecureIgnoreSct` optional argument
+		if !querybuilder.IsZeroValue(opts[i].InsecureIgnoreSct) {
+			q = q.Arg("insecureIgnoreSct", opts[i].InsecureIgnoreSct)
+		}
+	}
+
+	return &SupplychainSigner{
+		query: q,
+	}
+}
+
+// Go module the botcore CLI is built from.
+func (r *Supplychain) ToolSource() *Directory { // supplychain (../../../modules/supplychain/main.go:31:2)
+	q := r.query.Select("toolSource")
+
+	return &Directory{
+		query: q,
+	}
+}
+
+// Tools returns the container the tools run in: the Go image with the
+// botcore CLI at /usr/local/bin/botcore and workdir /work, e.g.
+// `dagger call tools with-exec --args botcore,--help stdout`.
+//
+// Only the Go module's files take part, so changing anything else in the
+// repository reuses the cached binary; the module and build cache volumes
+// make a Go change an incremental build.
+func (r *Supplychain) Tools() *Container { // supplychain (../../../modules/supplychain/main.go:62:1)
+	q := r.query.Select("tools")
+
+	return &Container{
+		query: q,
+	}
+}
+
+// SupplychainVerifyOpts contains options for Supplychain.Verify
+type SupplychainVerifyOpts struct {
+	//
+	// Public key (PEM) of key-based signatures, e.g. file:cosign.pub.
+	//
+	Key *Secret // supplychain (../../../modules/supplychain/verify.go:24:2)
+	//
+	// Keyless: the signer the certificate must name, e.g. an email or
+	// https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.2.3.
+	//
+	CertificateIdentity string // supplychain (../../../modules/supplychain/verify.go:28:2)
+	//
+	// Keyless: the OIDC issuer that vouched for the signer, e.g.
+	// https://token.actions.githubusercontent.com.
+	//
+	CertificateOidcIssuer string // supplychain (../../../modules/supplychain/verify.go:32:2)
+	//
+	// Keyless: PEM root certificate (and intermediates) of a private Fulcio
+	// (default: the public-good Sigstore root).
+	//
+	CaRoots *File // supplychain (../../../modules/supplychain/verify.go:36:2)
+	//
+	// Keyless: a regular expression the signer must match instead.
+	//
+	CertificateIdentityRegexp string // supplychain (../../../modules/supplychain/verify.go:39:2)
+	//
+	// Keyless: a regular expression the issuer must match instead.
+	//
+	CertificateOidcIssuerRegexp string // supplychain (../../../modules/supplychain/verify.go:42:2)
+	//
+	// Also require a valid attestation of this predicate type (spdxjson,
+	// cyclonedx, slsaprovenance, ... or a URI) by the same signer.
+	//
+	AttestationType string // supplychain (../../../modules/supplychain/verify.go:46:2)
+	//
+	// With an image index, also verify each platform manifest's own signature.
+	//
+	Recursive bool // supplychain (../../../modules/supplychain/verify.go:49:2)
+	//
+	// Accept signatures without a transparency-log entry (signed with no-tlog).
+	//
+	InsecureIgnoreTlog bool // supplychain (../../../modules/supplychain/verify.go:52:2)
+	//
+	// Keyless: accept certificates without a certificate-transparency
+	// timestamp (a private Fulcio without a CT log).
+	//
+	InsecureIgnoreSct bool // supplychain (../../../modules/supplychain/verify.go:56:2)
+	//
+	// Rekor transparency log to check against (default: the public one).
+	//
+	RekorURL string // supplychain (../../../modules/supplychain/verify.go:59:2)
+	//
+	// Registry user name, for a private registry.
+	//
+	RegistryUsername string // supplychain (../../../modules/supplychain/verify.go:62:2)
+	//
+	// Registry password or token.
+	//
+	RegistryPassword *Secret // supplychain (../../../modules/supplychain/verify.go:65:2)
+	//
+	// Tunnels to services on the caller's machine (a loopback registry),
+	// e.g. tcp://127.0.0.1:5000, reached as 127.0.0.1:<port> and localhost:<port>.
+	//
+	HostServices []*Service // supplychain (../../../modules/supplychain/verify.go:69:2)
+	//
+	// Print JSON instead of text.
+	//
+	JSONOutput bool // supplychain (../../../modules/supplychain/verify.go:72:2)
+}
+
+// Verify checks an image's cosign signature (and with --attestation-type an
+// attestation) against a policy: a public key, or for keyless signatures
+// the certificate's identity and OIDC issuer. A tag is resolved to its
+// digest first. It returns botcore verify's report and fails when the
+// image does not verify.
+func (r *Supplychain) Verify(ctx context.Context, ref string, opts ...SupplychainVerifyOpts) (string, error) { // supplychain (../../../modules/supplychain/verify.go:18:1)
+	if r.verify != nil {
+		return *r.verify, nil
+	}
+	q := r.query.Select("verify")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `key` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Key) {
+			q = q.Arg("key", opts[i].Key)
+		}
+		// `certificateIdentity` optional argument
+		if !querybuilder.IsZeroValue(opts[i].CertificateIdentity) {
+			q = q.Arg("certificateIdentity", opts[i].CertificateIdentity)
+		}
+		// `certificateOidcIssuer` optional argument
+		if !querybuilder.IsZeroValue(opts[i].CertificateOidcIssuer) {
+			q = q.Arg("certificateOidcIssuer", opts[i].CertificateOidcIssuer)
+		}
+		// `caRoots` optional argument
+		if !querybuilder.IsZeroValue(opts[i].CaRoots) {
+			q = q.Arg("caRoots", opts[i].CaRoots)
+		}
+		// `certificateIdentityRegexp` optional argument
+		if !querybuilder.IsZeroValue(opts[i].CertificateIdentityRegexp) {
+			q = q.Arg("certificateIdentityRegexp", opts[i].CertificateIdentityRegexp)
+		}
+		// `certificateOidcIssuerRegexp` optional argument
+		if !querybuilder.IsZeroValue(opts[i].CertificateOidcIssuerRegexp) {
+			q = q.Arg("certificateOidcIssuerRegexp", opts[i].CertificateOidcIssuerRegexp)
+		}
+		// `attestationType` optional argument
+		if !querybuilder.IsZeroValue(opts[i].AttestationType) {
+			q = q.Arg("attestationType", opts[i].AttestationType)
+		}
+		// `recursive` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Recursive) {
+			q = q.Arg("recursive", opts[i].Recursive)
+		}
+		// `insecureIgnoreTlog` optional argument
+		if !querybuilder.IsZeroValue(opts[i].InsecureIgnoreTlog) {
+			q = q.Arg("insecureIgnoreTlog", opts[i].InsecureIgnoreTlog)
+		}
+		// `insecureIgnoreSct` optional argument
+		if !querybuilder.IsZeroValue(opts[i].InsecureIgnoreSct) {
+			q = q.Arg("insecureIgnoreSct", opts[i].InsecureIgnoreSct)
+		}
+		// `rekorUrl` optional argument
+		if !querybuilder.IsZeroValue(opts[i].RekorURL) {
+			q = q.Arg("rekorUrl", opts[i].RekorURL)
+		}
+		// `registryUsername` optional argument
+		if !querybuilder.IsZeroValue(opts[i].RegistryUsername) {
+			q = q.Arg("registryUsername", opts[i].RegistryUsername)
+		}
+		// `registryPassword` optional argument
+		if !querybuilder.IsZeroValue(opts[i].RegistryPassword) {
+			q = q.Arg("registryPassword", opts[i].RegistryPassword)
+		}
+		// `hostServices` optional argument
+		if !querybuilder.IsZeroValue(opts[i].HostServices) {
+			q = q.Arg("hostServices", opts[i].HostServices)
+		}
+		// `jsonOutput` optional argument
+		if !querybuilder.IsZeroValue(opts[i].JSONOutput) {
+			q = q.Arg("jsonOutput", opts[i].JSONOutput)
+		}
+	}
+	q = q.Arg("ref", ref)
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// ScanResult is one image's vulnerability scan: the gate's verdict and the
+// reports, which exist whether or not the gate passed.
+type SupplychainScanResult struct { // supplychain (../../../modules/supplychain/scan.go:14:6)
+	query *querybuilder.Selection
+
+	failure  *string
+	findings *string
+	id       *SupplychainScanResultID
+	passed   *bool
+}
+
+func (r *SupplychainScanResult) WithGraphQLQuery(q *querybuilder.Selection) *SupplychainScanResult {
+	return &SupplychainScanResult{
+		query: q,
+	}
+}
+
+// Why it did not pass: the end of the tool's output, naming each
+// package, vulnerability, severity and fixed version. Empty when passed.
+func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:19:2)
+	if r.failure != nil {
+		return *r.failure, nil
+	}
+	q := r.query.Select("failure")
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// Vulnerabilities per severity, as a JSON object, e.g.
+// {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
+func (r *SupplychainScanResult) Findings(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:27:2)
+	if r.findings != nil {
+		return *r.findings, nil
+	}
+	q := r.query.Select("findings")
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// A unique identifier for this SupplychainScanResult.
+func (r *SupplychainScanResult) ID(ctx context.Context) (SupplychainScanResultID, error) {
+	if r.id != nil {
+		return *r.id, nil
+	}
+	q := r.query.Select("id")
+
+	var response SupplychainScanResultID
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// XXX_GraphQLType is an internal function. It returns the native GraphQL type name
+func (r *SupplychainScanResult) XXX_GraphQLType() string {
+	return "SupplychainScanResult"
+}
+
+// XXX_GraphQLIDType is an internal function. It returns the native GraphQL type name for the ID of this object
+func (r *SupplychainScanResult) XXX_GraphQLIDType() string {
+	return "SupplychainScanResultID"
+}
+
+// XXX_GraphQLID is an internal function. It returns the underlying type ID
+func (r *SupplychainScanResult) XXX_GraphQLID(ctx context.Context) (string, error) {
+	id, err := r.ID(ctx)
+	if err != nil {
+		return "", err
+	}
+	return string(id), nil
+}
+
+func (r *SupplychainScanResult) MarshalJSON() ([]byte, error) {
+	id, err := r.ID(marshalCtx)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(id)
+}
+func (r *SupplychainScanResult) UnmarshalJSON(bs []byte) error {
+	var id string
+	err := json.Unmarshal(bs, &id)
+	if err != nil {
+		return err
+	}
+	*r = *dag.LoadSupplychainScanResultFromID(SupplychainScanResultID(id))
+	return nil
+}
+
+// Whether the image passed the severity gate.
+func (r *SupplychainScanResult) Passed(ctx context.Context) (bool, error) { // supplychain (../../../modules/supplychain/scan.go:16:2)
+	if r.passed != nil {
+		return *r.passed, nil
+	}
+	q := r.query.Select("passed")
+
+	var response bool
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// Trivy's JSON report.
+func (r *SupplychainScanResult) Report() *File { // supplychain (../../../modules/supplychain/scan.go:21:2)
+	q := r.query.Select("report")
+
+	return &File{
+		query: q,
+	}
+}
+
+// SARIF 2.1.0 report; its run's automationDetails.id is
+// trivy/<name>/<platform>/, one code-scanning category per image.
+func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules/supplychain/scan.go:24:2)
+	q := r.query.Select("sarif")
+
+	return &File{
+		query: q,
+	}
+}
+
+// Signer signs and attests images in a registry with cosign, keylessly
+// (Fulcio, with an OIDC token) or with a key. Chain with-registry-auth and
+// with-tunnel as needed, then sign or attest.
+type SupplychainSigner struct { // supplychain (../../../modules/supplychain/signer.go:19:6)
+	query *querybuilder.Selection
+
+	attest *string
+	id     *SupplychainSignerID
+	sign   *string
+}
+type WithSupplychainSignerFunc func(r *SupplychainSigner) *SupplychainSigner
+
+// With calls the provided function with current SupplychainSigner.
+//
+// This is useful for reusability and readability by not breaking the calling chain.
+func (r *SupplychainSigner) With(f WithSupplychainSignerFunc) *SupplychainSigner {
+	return f(r)
+}
+
+func (r *SupplychainSigner) WithGraphQLQuery(q *querybuilder.Selection) *SupplychainSigner {
+	return &SupplychainSigner{
+		query: q,
+	}
+}
+
+// SupplychainSignerAttestOpts contains options for SupplychainSigner.Attest
+type SupplychainSignerAttestOpts struct {
+	//
+	// Predicate type: spdxjson, spdx, cyclonedx, slsaprovenance,
+	// slsaprovenance1, link, vuln, openvex, custom, or a URI.
+	//
+	//
+	// Default: "spdxjson"
+	PredicateType string // supplychain (../../../modules/supplychain/signer.go:300:2)
+	//
+	// Print JSON instead of a table.
+	//
+	JSONOutput bool // supplychain (../../../modules/supplychain/signer.go:303:2)
+}
+
+// Attest attaches a signed in-toto attestation of the predicate (e.g. an
+// SPDX SBOM from sbom) to one image by digest, and returns botcore's table
+// of attestations (JSON with --json).
+func (r *SupplychainSigner) Attest(ctx context.Context, ref string, predicate *File, opts ...SupplychainSignerAttestOpts) (string, error) { // supplychain (../../../modules/supplychain/signer.go:291:1)
+	assertNotNil("predicate", predicate)
+	if r.attest != nil {
+		return *r.attest, nil
+	}
+	q := r.query.Select("attest")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `predicateType` optional argument
+		if !querybuilder.IsZeroValue(opts[i].PredicateType) {
+			q = q.Arg("predicateType", opts[i].PredicateType)
+		}
+		// `jsonOutput` optional argument
+		if !querybuilder.IsZeroValue(opts[i].JSONOutput) {
+			q = q.Arg("jsonOutput", opts[i].JSONOutput)
+		}
+	}
+	q = q.Arg("ref", ref)
+	q = q.Arg("predicate", predicate)
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// A unique identifier for this SupplychainSigner.
+func (r *SupplychainSigner) ID(ctx context.Context) (SupplychainSignerID, error) {
+	if r.id != nil {
+		return *r.id, nil
+	}
+	q := r.query.Select("id")
+
+	var response SupplychainSignerID
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// XXX_GraphQLType is an internal function. It returns the native GraphQL type name
+func (r *SupplychainSigner) XXX_GraphQLType() string {
+	return "SupplychainSigner"
+}
+
+// XXX_GraphQLIDType is an internal function. It returns the native GraphQL type name for the ID of this object
+func (r *SupplychainSigner) XXX_GraphQLIDType() string {
+	return "SupplychainSignerID"
+}
+
+// XXX_GraphQLID is an internal function. It returns the underlying type ID
+func (r *SupplychainSigner) XXX_GraphQLID(ctx context.Context) (string, error) {
+	id, err := r.ID(ctx)
+	if err != nil {
+		return "", err
+	}
+	return string(id), nil
+}
+
+func (r *SupplychainSigner) MarshalJSON() ([]byte, error) {
+	id, err := r.ID(marshalCtx)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(id)
+}
+func (r *SupplychainSigner) UnmarshalJSON(bs []byte) error {
+	var id string
+	err := json.Unmarshal(bs, &id)
+	if err != nil {
+		return err
+	}
+	*r = *dag.LoadSupplychainSignerFromID(SupplychainSignerID(id))
+	return nil
+}
+
+// SupplychainSignerSignOpts contains options for SupplychainSigner.Sign
+type SupplychainSignerSignOpts struct {
+	//
+	// With an image index, also sign each platform manifest in it.
+	//
+	Recursive bool // supplychain (../../../modules/supplychain/signer.go:268:2)
+	//
+	// Print JSON instead of a table.
+	//
+	JSONOutput bool // supplychain (../../../modules/supplychain/signer.go:271:2)
+}
+
+// Sign signs each image by digest (REGISTRY/REPOSITORY@sha256:...; tags
+// are refused) in one botcore sign run and returns its table of signatures
+// (JSON with --json).
+func (r *SupplychainSigner) Sign(ctx context.Context, refs []string, opts ...SupplychainSignerSignOpts) (string, error) { // supplychain (../../../modules/supplychain/signer.go:262:1)
+	if r.sign != nil {
+		return *r.sign, nil
+	}
+	q := r.query.Select("sign")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `recursive` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Recursive) {
+			q = q.Arg("recursive", opts[i].Recursive)
+		}
+		// `jsonOutput` optional argument
+		if !querybuilder.IsZeroValue(opts[i].JSONOutput) {
+			q = q.Arg("jsonOutput", opts[i].JSONOutput)
+		}
+	}
+	q = q.Arg("refs", refs)
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// SupplychainSignerWithRegistryAuthOpts contains options for SupplychainSigner.WithRegistryAuth
+type SupplychainSignerWithRegistryAuthOpts struct {
+	//
+	// User name.
+	//
+	Username string // supplychain (../../../modules/supplychain/signer.go:95:2)
+	//
+	// Password or token.
+	//
+	Password *Secret // supplychain (../../../modules/supplychain/signer.go:98:2)
+}
+
+// WithRegistryAuth logs in to the registry the images are in. One
+// registry: a later call replaces it.
+func (r *SupplychainSigner) WithRegistryAuth(registry string, opts ...SupplychainSignerWithRegistryAuthOpts) *SupplychainSigner { // supplychain (../../../modules/supplychain/signer.go:89:1)
+	q := r.query.Select("withRegistryAuth")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `username` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Username) {
+			q = q.Arg("username", opts[i].Username)
+		}
+		// `password` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Password) {
+			q = q.Arg("password", opts[i].Password)
+		}
+	}
+	q = q.Arg("registry", registry)
+
+	return &SupplychainSigner{
+		query: q,
+	}
+}
+
+// SupplychainSignerWithTunnelOpts contains options for SupplychainSigner.WithTunnel
+type SupplychainSignerWithTunnelOpts struct {
+	//
+	// HOST:PORT names that mean this service (default: 127.0.0.1:<port> and
+	// localhost:<port>, where the service answers on the caller's machine).
+	//
+	Hosts []string // supplychain (../../../modules/supplychain/signer.go:119:2)
+}
+
+// WithTunnel reaches a service on the caller's machine (a loopback
+// registry, a private Fulcio, an OIDC token endpoint), e.g.
+// `with-tunnel --service tcp://127.0.0.1:5000`. The service is bound under
+// an alias and connections to the given host:port names go through it, so
+// references, URLs and TLS names stay what you gave.
+func (r *SupplychainSigner) WithTunnel(service *Service, opts ...SupplychainSignerWithTunnelOpts) *SupplychainSigner { // supplychain (../../../modules/supplychain/signer.go:112:1)
+	assertNotNil("service", service)
+	q := r.query.Select("withTunnel")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `hosts` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Hosts) {
+			q = q.Arg("hosts", opts[i].Hosts)
+		}
+	}
+	q = q.Arg("service", service)
+
+	return &SupplychainSigner{
+		query: q,
+	}
 }
 
 // An interactive terminal that clients can connect to.

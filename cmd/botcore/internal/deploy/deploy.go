@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-core/delivery/cmd/botcore/internal/digests"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/moby/client"
@@ -171,7 +172,7 @@ func (d *Deployer) NewPlan(ctx context.Context, version, previous string) (*Plan
 		EnvFile:       d.EnvFile,
 		DockerHost:    d.DockerHost,
 		HealthTimeout: d.HealthTimeout,
-		Verification:  "NONE: signatures are NOT verified (--insecure-skip-verify)",
+		Verification:  "NONE: signatures are NOT verified",
 	}
 	if d.Verifier != nil {
 		p.Verification = d.Verifier.Describe()
@@ -183,7 +184,7 @@ func (d *Deployer) NewPlan(ctx context.Context, version, previous string) (*Plan
 	p.Release = *rel
 	switch {
 	case previous != "":
-		p.Previous, p.PreviousSource = previous, "given with --previous"
+		p.Previous, p.PreviousSource = previous, "given"
 	case d.Docker == nil:
 		p.PreviousSource = "unknown: no Docker engine"
 	default:
@@ -268,7 +269,7 @@ func (d *Deployer) upAndWait(ctx context.Context, rel *Release) error {
 // failure at once.
 func (d *Deployer) verify(ctx context.Context, rel *Release) error {
 	if d.Verifier == nil {
-		d.Log("WARNING: NOT verifying the signatures of %s (--insecure-skip-verify): running whatever the registry serves", rel.Version)
+		d.Log("WARNING: NOT verifying the signatures of %s: running whatever the registry serves", rel.Version)
 		return nil
 	}
 	var failed []string
@@ -277,9 +278,9 @@ func (d *Deployer) verify(ctx context.Context, rel *Release) error {
 		if err != nil {
 			return err
 		}
-		d.Log("verifying %s (%s)", img.Reference, shortDigest(img.Digest))
+		d.Log("verifying %s (%s)", img.Reference, digests.Short(img.Digest))
 		if err := d.Verifier.Verify(ctx, ref); err != nil {
-			failed = append(failed, fmt.Sprintf("%s (%s, %s): %v", img.Service, img.Reference, shortDigest(img.Digest), err))
+			failed = append(failed, fmt.Sprintf("%s (%s, %s): %v", img.Service, img.Reference, digests.Short(img.Digest), err))
 			continue
 		}
 		d.Log("verified %s", img.Service)
@@ -297,13 +298,6 @@ func serviceNames(rel *Release) []string {
 		names[i] = img.Service
 	}
 	return names
-}
-
-func shortDigest(d string) string {
-	if i := strings.Index(d, ":"); i >= 0 && len(d) > i+13 {
-		return d[:i+13]
-	}
-	return d
 }
 
 // selected reports whether service is deployed by this Deployer.

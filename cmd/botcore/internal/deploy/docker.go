@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bot-core/delivery/cmd/botcore/internal/digests"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/moby/client"
@@ -33,7 +34,7 @@ func (d *Deployer) pull(ctx context.Context, rel *Release) error {
 			err = resp.Wait(ctx)
 		}
 		if err != nil {
-			return fmt.Errorf("the Docker engine at %s cannot pull %s (%s): %w", d.DockerHost, img.Reference, shortDigest(img.Digest), err)
+			return fmt.Errorf("the Docker engine at %s cannot pull %s (%s): %w", d.DockerHost, img.Reference, digests.Short(img.Digest), err)
 		}
 		if _, err := d.Docker.ImageTag(ctx, client.ImageTagOptions{Source: img.Pinned, Target: img.Reference}); err != nil {
 			return fmt.Errorf("cannot tag %s as %s: %w", img.Pinned, img.Reference, err)
@@ -112,10 +113,22 @@ func (d *Deployer) RunningVersion(ctx context.Context, services []string) (strin
 			return v, nil
 		}
 	}
+	return "", &MixedVersionsError{Project: d.ProjectName, Running: byVersion}
+}
+
+// MixedVersionsError says the running services of a project are at
+// different versions, so none of them is the one to roll back to: the
+// caller has to name it.
+type MixedVersionsError struct {
+	Project string
+	// Running are the services running each version.
+	Running map[string][]string
+}
+
+func (e *MixedVersionsError) Error() string {
 	var parts []string
-	for _, v := range slices.Sorted(maps.Keys(byVersion)) {
-		parts = append(parts, v+" ("+strings.Join(byVersion[v], ", ")+")")
+	for _, v := range slices.Sorted(maps.Keys(e.Running)) {
+		parts = append(parts, v+" ("+strings.Join(e.Running[v], ", ")+")")
 	}
-	return "", fmt.Errorf("the running services of project %s are at different versions: %s; pass --previous to name the version to roll back to",
-		d.ProjectName, strings.Join(parts, ", "))
+	return fmt.Sprintf("the running services of project %s are at different versions: %s", e.Project, strings.Join(parts, ", "))
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-core/delivery/cmd/botcore/internal/digests"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
@@ -114,7 +115,7 @@ func (d *Deployer) states(ctx context.Context, rel *Release) (map[string]service
 // combine folds the states of a service's containers (replicas) into one.
 func combine(img Image, cs []container.InspectResponse) serviceState {
 	if len(cs) == 0 {
-		return serviceState{status: "not running: no container of the service runs " + shortDigest(img.Digest), failed: true}
+		return serviceState{status: "not running: no container of the service runs " + digests.Short(img.Digest), failed: true}
 	}
 	out := serviceState{ok: true, status: containerState(cs[0]).status}
 	var pending string

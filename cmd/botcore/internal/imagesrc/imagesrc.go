@@ -40,6 +40,57 @@ const (
 	annotationContainerdRef = "io.containerd.image.name"
 )
 
+// ErrNoSource is a Source that names no image at all.
+var ErrNoSource = errors.New("no image given: a registry reference, an OCI layout or a tarball is needed")
+
+// SourceKind is the kind of file an InputError is about.
+type SourceKind int
+
+// The file inputs.
+const (
+	Layout  SourceKind = iota + 1 // an OCI image layout directory
+	Tarball                       // docker save output, or an OCI layout as a tar
+)
+
+// InputError says a layout or tarball path is not what Source says it is.
+// The caller knows how the path was given, so it adds what to pass instead.
+type InputError struct {
+	Kind    SourceKind
+	Path    string
+	Problem string // e.g. "is not a directory"
+	Err     error  // the reader's own complaint, if any
+}
+
+func (e *InputError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s %s (%v)", e.Path, e.Problem, e.Err)
+	}
+	return e.Path + " " + e.Problem
+}
+
+func (e *InputError) Unwrap() error { return e.Err }
+
+// PlatformError says the source has no image of the platform asked for (or,
+// none asked for, of DefaultPlatform).
+type PlatformError struct {
+	// Source is how the source is called: "the OCI layout DIR", "the
+	// tarball FILE", or the reference.
+	Source string
+	Want   string
+	// Have are the platforms the source does have.
+	Have []string
+	// Single: the source is one image, not an index, so asking for no
+	// platform at all takes it.
+	Single bool
+}
+
+func (e *PlatformError) Error() string {
+	if e.Single && len(e.Have) == 1 {
+		return fmt.Sprintf("%s holds a %s image, not %s", e.Source, e.Have[0], e.Want)
+	}
+	return fmt.Sprintf("%s has no %s image (it has %s)", e.Source, e.Want, strings.Join(e.Have, ", "))
+}
+
 // Source says where the image is; exactly one of Ref, Layout and Tarball is
 // set.
 type Source struct {
@@ -111,7 +162,7 @@ func ParsePlatform(s string) (*v1.Platform, error) {
 		return nil, nil
 	}
 	p, err := v1.ParsePlatform(s)
-	if err != nil || p.OS == "" || p.Architecture == "" || strings.Count(s, "/") > 2 {
+	if err != nil || p.OS == "" || p.Architecture == "" {
 		return nil, fmt.Errorf("invalid platform %q: give OS/ARCH[/VARIANT] such as linux/amd64 or linux/arm64", s)
 	}
 	return p, nil
@@ -127,7 +178,7 @@ func Open(ctx context.Context, src Source) (*Image, error) {
 	case src.Tarball != "":
 		return openTarball(src)
 	}
-	return nil, errors.New("no image given: pass a reference, --layout DIR or --tarball FILE")
+	return nil, ErrNoSource
 }
 
 // candidate is one platform image found in an index.
@@ -179,7 +230,7 @@ func openRemote(ctx context.Context, src Source) (*Image, error) {
 			return nil, err
 		}
 		if src.Platform != nil && !matches(*src.Platform, p) {
-			return nil, fmt.Errorf("%s is a single %s image, not %s: drop --platform or pass --platform %s", src.Ref, p.String(), src.Platform.String(), p.String())
+			return nil, &PlatformError{Source: src.Ref.String(), Want: src.Platform.String(), Have: []string{p.String()}, Single: true}
 		}
 		out.Image, out.Digest, out.Platform = img, desc.Digest, p
 	}
@@ -191,10 +242,10 @@ func openRemote(ctx context.Context, src Source) (*Image, error) {
 
 func openLayout(src Source) (*Image, error) {
 	if st, err := os.Stat(src.Layout); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory: --layout takes an OCI image layout directory (with index.json and blobs/)", src.Layout)
+		return nil, &InputError{Kind: Layout, Path: src.Layout, Problem: "is not a directory"}
 	}
 	if _, err := layout.FromPath(src.Layout); err != nil {
-		return nil, fmt.Errorf("%s is not an OCI image layout (%v): --layout takes a directory with index.json and blobs/", src.Layout, err)
+		return nil, &InputError{Kind: Layout, Path: src.Layout, Problem: "is not an OCI image layout", Err: err}
 	}
 	return openLayoutAt(src.Layout, src.Layout, "the OCI layout "+src.Layout, src.Platform)
 }
@@ -256,7 +307,7 @@ func openTarball(src Source) (*Image, error) {
 	_, err = io.ReadFull(f, head)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("%s is not an image tarball (%v): --tarball takes the output of docker save", src.Tarball, err)
+		return nil, &InputError{Kind: Tarball, Path: src.Tarball, Problem: "is not an image tarball", Err: err}
 	}
 	opener := func() (io.ReadCloser, error) { return os.Open(src.Tarball) }
 	// docker save | gzip is a common way to keep an image as a CI artifact.
@@ -276,7 +327,7 @@ func openTarball(src Source) (*Image, error) {
 	}
 	names, err := tarNames(opener)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a tar archive (%v): --tarball takes the output of docker save, or an OCI image layout as a tar", src.Tarball, err)
+		return nil, &InputError{Kind: Tarball, Path: src.Tarball, Problem: "is not a tar archive", Err: err}
 	}
 	// An OCI layout as a tar (OCI exporters, Dagger's Container.export)
 	// keeps the platforms of its index; a docker manifest.json beside it
@@ -286,7 +337,7 @@ func openTarball(src Source) (*Image, error) {
 	}
 	m, err := tarball.LoadManifest(opener)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a docker save tarball (%v): --tarball takes one image saved with docker save (for an OCI layout use --layout)", src.Tarball, err)
+		return nil, &InputError{Kind: Tarball, Path: src.Tarball, Problem: "is not a docker save tarball", Err: err}
 	}
 	if len(m) != 1 {
 		return nil, fmt.Errorf("the tarball %s holds %d images: save one image per tarball", src.Tarball, len(m))
@@ -302,7 +353,7 @@ func openTarball(src Source) (*Image, error) {
 	// A tarball holds one platform: a --platform that differs is a mistake,
 	// but no --platform takes whatever is there.
 	if src.Platform != nil && !matches(*src.Platform, p) {
-		return nil, fmt.Errorf("the tarball %s holds a %s image, not %s: pass --platform %s or save the %s image", src.Tarball, p.String(), src.Platform.String(), p.String(), src.Platform.String())
+		return nil, &PlatformError{Source: "the tarball " + src.Tarball, Want: src.Platform.String(), Have: []string{p.String()}, Single: true}
 	}
 	d, err := img.Digest()
 	if err != nil {
@@ -504,7 +555,7 @@ func pick(cands []candidate, want *v1.Platform, where string) (candidate, error)
 		if len(platforms) == 0 {
 			return candidate{}, fmt.Errorf("%s holds no image", where)
 		}
-		return candidate{}, fmt.Errorf("%s has no %s image (it has %s): pass --platform with one of those", where, w, strings.Join(platforms, ", "))
+		return candidate{}, &PlatformError{Source: where, Want: w, Have: platforms}
 	}
 	var names []string
 	for _, c := range found {
@@ -517,16 +568,16 @@ func pick(cands []candidate, want *v1.Platform, where string) (candidate, error)
 	return candidate{}, fmt.Errorf("%s holds %d different %s images (%s): keep one image per layout", where, len(found), found[0].platform.String(), strings.Join(names, ", "))
 }
 
-// matches says whether got satisfies want: same OS and architecture, and
-// the same variant when want names one (arm64 and arm64/v8 are the same).
+// matches says whether got satisfies want, by go-containerregistry's rule
+// (what want names must be equal, what it leaves out is free, so
+// linux/arm64 takes linux/arm64/v8), with one addition: an arm64 image
+// without a variant is arm64/v8 (the OCI image index spec's default and
+// what buildkit means by it), so linux/arm64/v8 also takes plain arm64.
 func matches(want, got v1.Platform) bool {
-	if want.OS != got.OS || want.Architecture != got.Architecture {
-		return false
+	if got.Architecture == "arm64" && got.Variant == "" {
+		got.Variant = "v8"
 	}
-	if want.Variant == "" || want.Variant == got.Variant {
-		return true
-	}
-	return want.Architecture == "arm64" && got.Variant == "" && want.Variant == "v8"
+	return got.Satisfies(want)
 }
 
 func configPlatform(img v1.Image) (v1.Platform, error) {

@@ -2,6 +2,8 @@ package imagesrc
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,7 +78,7 @@ func TestOpenLayoutPlatforms(t *testing.T) {
 		{"linux/arm/v7", "linux/arm/v7", ""},
 		{"linux/arm/v6", "", "has no linux/arm/v6 image (it has linux/arm64/v8, linux/arm/v7)"},
 		// No platform: linux/amd64 is not there and there are two others.
-		{"", "", "has no linux/amd64 image (it has linux/arm64/v8, linux/arm/v7): pass --platform with one of those"},
+		{"", "", "has no linux/amd64 image (it has linux/arm64/v8, linux/arm/v7)"},
 	} {
 		p, err := ParsePlatform(c.platform)
 		if err != nil {
@@ -101,9 +103,18 @@ func TestOpenLayoutPlatforms(t *testing.T) {
 		}
 	}
 
+	// The missing platform comes back as a PlatformError, for the caller
+	// to say how to pick another.
+	_, err := Open(ctx, Source{Layout: dir, Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}})
+	var perr *PlatformError
+	if !errors.As(err, &perr) || perr.Single || perr.Want != "linux/s390x" || !slices.Equal(perr.Have, []string{"linux/arm64/v8", "linux/arm/v7"}) ||
+		perr.Source != "the OCI layout "+dir {
+		t.Errorf("missing platform: %#v", err)
+	}
+
 	// Two releases in one layout: ambiguous, named by their tags.
 	two := writeLayout(t, []string{"v1.0.0", "v1.1.0"}, v1.Platform{OS: "linux", Architecture: "amd64"})
-	_, err := Open(ctx, Source{Layout: two})
+	_, err = Open(ctx, Source{Layout: two})
 	if err == nil || !strings.Contains(err.Error(), "holds 2 different linux/amd64 images (ghcr.io/acme/bot-core/rust-core-engine:v1.0.0, ghcr.io/acme/bot-core/rust-core-engine:v1.1.0): keep one image per layout") {
 		t.Errorf("two releases: %v", err)
 	}
@@ -117,5 +128,44 @@ func TestParsePlatform(t *testing.T) {
 	}
 	if p, err := ParsePlatform(""); p != nil || err != nil {
 		t.Errorf(`"": %v %v`, p, err)
+	}
+}
+
+// TestPlatformVariants pins how a wanted platform matches what an index
+// declares: go-containerregistry's Satisfies (what the request leaves out
+// is free, what it names must match), except that an arm64 image without a
+// variant counts as arm64/v8.
+func TestPlatformVariants(t *testing.T) {
+	ctx := context.Background()
+	plain := writeLayout(t, []string{"v1.0.0"}, v1.Platform{OS: "linux", Architecture: "arm64"}, v1.Platform{OS: "linux", Architecture: "amd64"})
+	v8 := writeLayout(t, []string{"v1.0.0"}, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"})
+	win := writeLayout(t, []string{"v1.0.0"}, v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2527"})
+	for _, c := range []struct {
+		dir, platform, want string
+	}{
+		{plain, "linux/arm64", "linux/arm64"},
+		{plain, "linux/arm64/v8", "linux/arm64"}, // the implied variant
+		{plain, "linux/arm64/v9", ""},
+		{v8, "linux/arm64", "linux/arm64/v8"},
+		{v8, "linux/arm64/v8", "linux/arm64/v8"},
+		{v8, "linux/arm64/v7", ""},
+		{win, "windows/amd64", "windows/amd64:10.0.20348.2527"},
+		{win, "windows/amd64:10.0.20348.2527", "windows/amd64:10.0.20348.2527"},
+		{win, "windows/amd64:10.0.17763.1", ""}, // an OS version, when given, must match
+	} {
+		p, err := ParsePlatform(c.platform)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := Open(ctx, Source{Layout: c.dir, Platform: p})
+		var perr *PlatformError
+		switch {
+		case c.want == "" && !errors.As(err, &perr):
+			t.Errorf("%s: want a PlatformError, got %v", c.platform, err)
+		case c.want != "" && err != nil:
+			t.Errorf("%s: %v", c.platform, err)
+		case c.want != "" && img.Platform.String() != c.want:
+			t.Errorf("%s: picked %s, want %s", c.platform, img.Platform.String(), c.want)
+		}
 	}
 }

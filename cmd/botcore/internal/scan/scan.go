@@ -11,7 +11,9 @@
 package scan
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,12 +50,18 @@ import (
 	"github.com/aquasecurity/trivy/pkg/vulnerability"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/owenrumney/go-sarif/v2/sarif"
 
 	"github.com/bot-core/delivery/cmd/botcore/internal/imagesrc"
 )
 
-// Severities are Trivy's severity names, lowest first.
+// Severities are Trivy's severity names, lowest first: what Trivy's filter
+// and reports take. (Callers validate user input with pipelines/vuln, whose
+// list a test holds equal to this one.)
 var Severities = dbTypes.SeverityNames
+
+// ErrDBDownload: the vulnerability DB could not be downloaded into the cache.
+var ErrDBDownload = errors.New("cannot download the vulnerability DB")
 
 // DB says which vulnerability database to use; exactly one of Dir and
 // CacheDir is set.
@@ -310,7 +318,7 @@ func openDB(ctx context.Context, o DB, progress func(string, ...any)) (string, m
 		if need {
 			progress("downloading the vulnerability DB into %s", dir)
 			if err := client.Download(ctx, dir, ftypes.RegistryOptions{}); err != nil {
-				return "", metadata.Metadata{}, fmt.Errorf("cannot download the vulnerability DB (%s): check the network or --db-repository, or pass --db-dir with a DB downloaded beforehand", oneLine(err))
+				return "", metadata.Metadata{}, fmt.Errorf("%w (%s)", ErrDBDownload, oneLine(err))
 			}
 		}
 		meta, err := checkDBDir(dir)
@@ -345,7 +353,7 @@ func checkDBDir(dir string) (metadata.Metadata, error) {
 		return metadata.Metadata{}, fmt.Errorf("the vulnerability DB directory %s does not exist: give the directory holding trivy.db and metadata.json (trivy's <cache>/db)", dir)
 	}
 	if _, err := os.Stat(tdb.Path(dir)); err != nil {
-		return metadata.Metadata{}, fmt.Errorf("%s has no trivy.db: give the directory holding trivy.db and metadata.json (trivy's <cache>/db, e.g. from `trivy image --download-db-only --cache-dir C` then C/db)", dir)
+		return metadata.Metadata{}, fmt.Errorf("%s has no trivy.db: give the directory holding trivy.db and metadata.json (the db directory of a Trivy cache)", dir)
 	}
 	meta, err := metadata.NewClient(dir).Get()
 	if err != nil {
@@ -399,10 +407,39 @@ func WriteJSON(ctx context.Context, w io.Writer, rep types.Report) error {
 	return report.JSONWriter{Output: w}.Write(ctx, rep)
 }
 
-// WriteSARIF writes the report as SARIF 2.1.0 with Trivy's writer.
-func WriteSARIF(ctx context.Context, w io.Writer, rep types.Report) error {
-	sw := &report.SarifWriter{Output: w, Version: TrivyVersion()}
-	return sw.Write(ctx, rep)
+// WriteSARIF writes the report as SARIF 2.1.0 with Trivy's writer. A
+// category, when given, becomes every run's automationDetails.id: GitHub
+// code scanning keeps one analysis per category, so the reports of several
+// images (or platforms) uploaded for one commit do not replace each other.
+// Trivy's writer has no such setting, so its output is read back into
+// go-sarif's types (the library it writes with) and written again.
+func WriteSARIF(ctx context.Context, w io.Writer, rep types.Report, category string) error {
+	if category == "" {
+		return (&report.SarifWriter{Output: w, Version: TrivyVersion()}).Write(ctx, rep)
+	}
+	var buf bytes.Buffer
+	if err := (&report.SarifWriter{Output: &buf, Version: TrivyVersion()}).Write(ctx, rep); err != nil {
+		return err
+	}
+	doc, err := sarif.FromBytes(buf.Bytes())
+	if err != nil {
+		return fmt.Errorf("reading back trivy's SARIF report: %w", err)
+	}
+	for _, run := range doc.Runs {
+		if run.AutomationDetails == nil {
+			run.AutomationDetails = sarif.NewRunAutomationDetails()
+		}
+		run.AutomationDetails.WithID(category)
+	}
+	return doc.PrettyWrite(w)
+}
+
+// WriteCounts writes counts (Result.Counts: every severity, zeros
+// included) as one JSON object, e.g. {"CRITICAL":1,"HIGH":0,"LOW":3,
+// "MEDIUM":0,"UNKNOWN":0}: what a pipeline reads to summarise a scan
+// without parsing Trivy's report.
+func WriteCounts(w io.Writer, counts map[string]int) error {
+	return json.NewEncoder(w).Encode(counts)
 }
 
 // trivyImage gives Trivy's image artifact an image opened by imagesrc.

@@ -41,7 +41,7 @@ type Certificate struct {
 func requestCertificate(ctx context.Context, fulcioURL string, tok Token, sv signature.SignerVerifier) (*Certificate, error) {
 	base, err := url.Parse(fulcioURL)
 	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
-		return nil, fmt.Errorf("--fulcio-url %q is not an http(s) URL", fulcioURL)
+		return nil, &URLError{Service: Fulcio, URL: fulcioURL}
 	}
 	pub, err := sv.PublicKey()
 	if err != nil {
@@ -69,7 +69,7 @@ func requestCertificate(ctx context.Context, fulcioURL string, tok Token, sv sig
 	req.Header.Set("User-Agent", "botcore")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach Fulcio at %s: %v: check --fulcio-url and the network", fulcioURL, unwrapURLError(err))
+		return nil, &FulcioError{URL: fulcioURL, Msg: fmt.Sprintf("cannot reach Fulcio at %s: %v", fulcioURL, unwrapURLError(err)), Err: err}
 	}
 	defer resp.Body.Close()
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -85,7 +85,7 @@ func requestCertificate(ctx context.Context, fulcioURL string, tok Token, sv sig
 	}
 	block, chainPEM := pem.Decode(respBody)
 	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("fulcio at %s answered without a PEM certificate: is --fulcio-url a Fulcio server?", fulcioURL)
+		return nil, &FulcioError{URL: fulcioURL, Status: resp.StatusCode, Msg: fmt.Sprintf("%s answered without a PEM certificate, so it is not a Fulcio", fulcioURL)}
 	}
 	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
@@ -115,7 +115,7 @@ func fulcioError(fulcioURL string, tok Token, status int, body []byte) error {
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusBadRequest:
 		return fmt.Errorf("fulcio at %s refused the %s (HTTP %d: %s): check that Fulcio trusts its issuer %s and that its audience is %q", fulcioURL, tok, status, msg, tok.Claims.Issuer, Audience)
 	}
-	return fmt.Errorf("fulcio at %s failed with HTTP %d (%s): check --fulcio-url or retry later", fulcioURL, status, msg)
+	return &FulcioError{URL: fulcioURL, Status: status, Msg: fmt.Sprintf("fulcio at %s failed with HTTP %d (%s)", fulcioURL, status, msg)}
 }
 
 // CertIdentity returns a Fulcio certificate's identity (first subject
@@ -133,10 +133,10 @@ func CertIdentity(cert *x509.Certificate) (identity, issuer string) {
 func verifySCT(ctx context.Context, fulcioURL string, c *Certificate) error {
 	pubs, err := cosign.GetCTLogPubs(ctx)
 	if err != nil {
-		return fmt.Errorf("cannot load the CT log keys to check Fulcio's certificate: %v: pass --insecure-ignore-sct for a Fulcio without a CT log", err)
+		return fmt.Errorf("%w (%v)", ErrCTLogKeys, err)
 	}
 	if err := cosign.VerifySCT(ctx, c.CertPEM, c.ChainPEM, c.SCT, pubs); err != nil {
-		return fmt.Errorf("the certificate from Fulcio at %s has no valid certificate-transparency timestamp (%v): pass --insecure-ignore-sct only for a private Fulcio without a CT log", fulcioURL, err)
+		return fmt.Errorf("the certificate from Fulcio at %s has %w (%v)", fulcioURL, ErrNoSCT, err)
 	}
 	return nil
 }

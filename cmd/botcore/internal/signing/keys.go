@@ -26,7 +26,7 @@ type KeyRef string
 func (k KeyRef) Validate() error {
 	s := string(k)
 	if strings.Contains(s, "-----BEGIN") || strings.ContainsAny(s, "\n\r") {
-		return errors.New("--key takes a key reference (a file, env:VAR or a cosign key URI), not the key itself: put the key in a file or an environment variable")
+		return ErrKeyNotRef
 	}
 	return nil
 }

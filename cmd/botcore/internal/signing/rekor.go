@@ -1,7 +1,6 @@
 package signing
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 
@@ -19,7 +18,7 @@ import (
 func newRekorClient(rekorURL string) (*client.Rekor, error) {
 	u, err := url.Parse(rekorURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("--rekor-url %q is not an http(s) URL", rekorURL)
+		return nil, &URLError{Service: Rekor, URL: rekorURL}
 	}
 	rc := retryablehttp.NewClient()
 	rc.HTTPClient = &http.Client{Transport: http.DefaultTransport}

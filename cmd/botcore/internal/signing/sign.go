@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bot-core/delivery/pipelines/signpolicy"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -42,12 +43,6 @@ import (
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
-// The public-good Sigstore instance.
-const (
-	DefaultFulcioURL = "https://fulcio.sigstore.dev"
-	DefaultRekorURL  = "https://rekor.sigstore.dev"
-)
-
 // Mode is how an image was signed.
 type Mode string
 
@@ -62,13 +57,15 @@ type SignerOptions struct {
 	// Key is a key reference (file, env:VAR, env://VAR, cosign URIs); empty
 	// means keyless.
 	Key KeyRef
-	// IDToken is the --identity-token value (a JWT or a file holding one);
-	// empty means SIGSTORE_ID_TOKEN, then GitHub Actions.
-	IDToken   string
+	// IDToken is a JWT or a file holding one; empty means
+	// SIGSTORE_ID_TOKEN, then GitHub Actions.
+	IDToken string
+	// FulcioURL and RekorURL default to the public-good instance
+	// (pipelines/signpolicy).
 	FulcioURL string
 	RekorURL  string
 	// TlogUpload records each signature in Rekor (the default in cosign);
-	// without it verifiers need --insecure-ignore-tlog.
+	// without it verifiers must accept signatures without a log entry.
 	TlogUpload bool
 	// InsecureSkipSCT accepts a Fulcio certificate without a valid
 	// certificate-transparency timestamp (a Fulcio without a CT log).
@@ -121,10 +118,10 @@ func NewSigner(ctx context.Context, o SignerOptions) (*Signer, error) {
 		o.Progress = func(string, ...any) {}
 	}
 	if o.FulcioURL == "" {
-		o.FulcioURL = DefaultFulcioURL
+		o.FulcioURL = signpolicy.DefaultFulcioURL
 	}
 	if o.RekorURL == "" {
-		o.RekorURL = DefaultRekorURL
+		o.RekorURL = signpolicy.DefaultRekorURL
 	}
 	s := &Signer{opts: o}
 	if o.TlogUpload {
@@ -140,7 +137,7 @@ func NewSigner(ctx context.Context, o SignerOptions) (*Signer, error) {
 			return nil, err
 		}
 		if o.IDToken != "" {
-			return nil, errors.New("--identity-token is for keyless signing: drop it or drop --key")
+			return nil, signpolicy.ErrKeyAndToken
 		}
 		sv, err := LoadSigner(ctx, o.Key, o.Env)
 		if err != nil {
@@ -224,7 +221,7 @@ func (s *Signer) tlogError(err error) error {
 	if errors.As(err, &opErr) {
 		err = opErr
 	}
-	return fmt.Errorf("cannot record the signature in the transparency log at %s: %v: check --rekor-url, or sign with --tlog-upload=false (verifiers then need --insecure-ignore-tlog)", s.opts.RekorURL, err)
+	return fmt.Errorf("%w at %s: %v", ErrTlogUpload, s.opts.RekorURL, err)
 }
 
 // SignImage signs d with cosign's simple-signing payload and pushes the

@@ -3,12 +3,16 @@ package signing
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bot-core/delivery/pipelines/signpolicy"
 )
 
 func jwt(claims string) string {
@@ -78,5 +82,48 @@ func TestGitHubActionsToken(t *testing.T) {
 	_, err = GitHubActionsToken(context.Background(), srv.URL+"/token?api-version=2.0", "wrong")
 	if err == nil || !strings.Contains(err.Error(), "refused the request token (HTTP 401)") || strings.Contains(err.Error(), "wrong") {
 		t.Errorf("wrong request token: %v", err)
+	}
+}
+
+// TestOptionErrors: mistakes in the options come back as errors a front end
+// can match (to add its own flag names), and say nothing about flags.
+func TestOptionErrors(t *testing.T) {
+	ctx := context.Background()
+	noEnv := func(string) string { return "" }
+	_, errSigner := NewSigner(ctx, SignerOptions{Key: "cosign.key", IDToken: jwt(`{"sub":"s"}`), Env: noEnv})
+	_, errRekor := NewSigner(ctx, SignerOptions{RekorURL: "ftp://rekor.test", TlogUpload: true, Env: noEnv})
+	_, errNoToken := IdentityToken(ctx, "", noEnv)
+	_, errToken := IdentityToken(ctx, filepath.Join(t.TempDir(), "missing-token"), noEnv)
+	verifier := func(o VerifyOptions) error { _, err := NewVerifier(ctx, o); return err }
+	var urlErr *URLError
+
+	for _, c := range []struct {
+		name string
+		err  error
+		is   func(error) bool
+	}{
+		{"key and token", errSigner, func(err error) bool { return errors.Is(err, signpolicy.ErrKeyAndToken) }},
+		{"Rekor URL", errRekor, func(err error) bool {
+			return errors.As(err, &urlErr) && urlErr.Service == Rekor && urlErr.URL == "ftp://rekor.test"
+		}},
+		{"no token", errNoToken, func(err error) bool { return errors.Is(err, ErrNoIdentityToken) }},
+		{"unreadable token", errToken, func(err error) bool { return errors.Is(err, ErrTokenUnreadable) }},
+		{"pasted key", KeyRef("-----BEGIN PRIVATE KEY-----\nabc").Validate(), func(err error) bool { return errors.Is(err, ErrKeyNotRef) }},
+		{"no policy", verifier(VerifyOptions{}), func(err error) bool { return errors.Is(err, ErrNoVerifyPolicy) }},
+		{"key and identity", verifier(VerifyOptions{Key: "cosign.pub", CertificateIdentity: "a@b.c"}), func(err error) bool { return errors.Is(err, ErrKeyAndIdentity) }},
+		{"no identity", verifier(VerifyOptions{CertificateOIDCIssuer: "https://issuer"}), func(err error) bool { return errors.Is(err, ErrNoIdentity) }},
+		{"no issuer", verifier(VerifyOptions{CertificateIdentity: "a@b.c"}), func(err error) bool { return errors.Is(err, ErrNoIssuer) }},
+		{"identity pattern", verifier(VerifyOptions{CertificateIdentityRegexp: "(", CertificateOIDCIssuer: "https://issuer"}),
+			func(err error) bool { return errors.Is(err, ErrIdentityRegexp) && strings.Contains(err.Error(), `"("`) }},
+		{"issuer pattern", verifier(VerifyOptions{CertificateIdentity: "a@b.c", CertificateOIDCIssuerRegexp: "[", CARoots: "x"}),
+			func(err error) bool { return errors.Is(err, ErrIssuerRegexp) }},
+	} {
+		if c.err == nil || !c.is(c.err) {
+			t.Errorf("%s: got %v (%T)", c.name, c.err, c.err)
+			continue
+		}
+		if strings.Contains(c.err.Error(), "--") {
+			t.Errorf("%s: the message names a flag: %v", c.name, c.err)
+		}
 	}
 }

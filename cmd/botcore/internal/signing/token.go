@@ -27,18 +27,33 @@ const (
 // Audience is the audience Fulcio requires in identity tokens.
 const Audience = "sigstore"
 
-// ErrNoIdentityToken says keyless signing found no way to get a token.
-var ErrNoIdentityToken = errors.New("keyless signing needs an OIDC identity token: pass --identity-token, set SIGSTORE_ID_TOKEN, run in a GitHub Actions job with `permissions: id-token: write`, or sign with --key")
+// Where an identity token came from.
+const (
+	// SourceGiven is SignerOptions.IDToken (botcore's --identity-token).
+	SourceGiven = "given"
+	// SourceActions is the GitHub Actions ID-token endpoint.
+	SourceActions = "GitHub Actions"
+)
 
 // Token is an identity token and where it came from. Its String never shows
 // the token.
 type Token struct {
-	Raw    string
-	Source string // "--identity-token", "SIGSTORE_ID_TOKEN", "GitHub Actions"
+	Raw string
+	// Source is SourceGiven, EnvIDToken or SourceActions.
+	Source string
 	Claims Claims
 }
 
-func (t Token) String() string { return "identity token from " + t.Source }
+func (t Token) String() string { return describeSource(t.Source) }
+
+// describeSource names a token by its source: "given identity token",
+// "identity token from SIGSTORE_ID_TOKEN".
+func describeSource(source string) string {
+	if source == SourceGiven {
+		return "given identity token"
+	}
+	return "identity token from " + source
+}
 
 // Claims are the unverified claims of an identity token that matter for
 // Fulcio: who it names and whether it can still be used.
@@ -89,41 +104,44 @@ func (a *audiences) UnmarshalJSON(data []byte) error {
 // that); it only catches tokens Fulcio would refuse for a plain reason.
 func ParseToken(raw, source string) (Token, error) {
 	raw = strings.TrimSpace(raw)
+	what := describeSource(source)
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
-		return Token{}, fmt.Errorf("the identity token from %s is not a JWT (three dot-separated parts)", source)
+		return Token{}, fmt.Errorf("the %s is not a JWT (three dot-separated parts)", what)
 	}
 	body, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 	if err != nil {
-		return Token{}, fmt.Errorf("the identity token from %s is not a JWT: its payload is not base64url", source)
+		return Token{}, fmt.Errorf("the %s is not a JWT: its payload is not base64url", what)
 	}
 	var c Claims
 	if err := json.Unmarshal(body, &c); err != nil {
-		return Token{}, fmt.Errorf("the identity token from %s is not a JWT: its payload is not a JSON object", source)
+		return Token{}, fmt.Errorf("the %s is not a JWT: its payload is not a JSON object", what)
 	}
 	if c.Expiry != 0 && time.Unix(c.Expiry, 0).Before(time.Now()) {
-		return Token{}, fmt.Errorf("the identity token from %s (issuer %s) expired at %s: get a fresh one", source, c.Issuer, time.Unix(c.Expiry, 0).UTC().Format(time.RFC3339))
+		return Token{}, fmt.Errorf("the %s (issuer %s) expired at %s: get a fresh one", what, c.Issuer, time.Unix(c.Expiry, 0).UTC().Format(time.RFC3339))
 	}
 	if c.Challenge() == "" {
-		return Token{}, fmt.Errorf("the identity token from %s (issuer %s) names no subject or email", source, c.Issuer)
+		return Token{}, fmt.Errorf("the %s (issuer %s) names no subject or email", what, c.Issuer)
 	}
 	return Token{Raw: raw, Source: source, Claims: c}, nil
 }
 
-// IdentityToken finds the token for keyless signing: the flag value (a
+// IdentityToken finds the token for keyless signing: the given value (a
 // token, or a file holding one), then SIGSTORE_ID_TOKEN, then the GitHub
 // Actions ID-token endpoint.
-func IdentityToken(ctx context.Context, flag string, env func(string) string) (Token, error) {
-	if flag != "" {
-		raw := flag
-		if !looksLikeJWT(flag) {
-			b, err := os.ReadFile(flag)
+func IdentityToken(ctx context.Context, given string, env func(string) string) (Token, error) {
+	if given != "" {
+		raw := given
+		if !looksLikeJWT(given) {
+			b, err := os.ReadFile(given)
 			if err != nil {
-				return Token{}, errors.New("--identity-token is neither a JWT nor a readable file holding one")
+				// Not the read error: it would repeat the value, which may
+				// be a mangled token.
+				return Token{}, ErrTokenUnreadable
 			}
 			raw = string(b)
 		}
-		return ParseToken(raw, "--identity-token")
+		return ParseToken(raw, SourceGiven)
 	}
 	if raw := env(EnvIDToken); raw != "" {
 		return ParseToken(raw, EnvIDToken)
@@ -134,7 +152,7 @@ func IdentityToken(ctx context.Context, flag string, env func(string) string) (T
 		if err != nil {
 			return Token{}, err
 		}
-		return ParseToken(raw, "GitHub Actions")
+		return ParseToken(raw, SourceActions)
 	}
 	if reqURL != "" || reqToken != "" {
 		return Token{}, fmt.Errorf("only one of %s and %s is set: GitHub Actions sets both in jobs with `permissions: id-token: write`", EnvGitHubRequestURL, EnvGitHubRequestToken)

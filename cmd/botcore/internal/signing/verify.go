@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bot-core/delivery/pipelines/signpolicy"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
@@ -35,7 +36,7 @@ type VerifyOptions struct {
 	CARoots string
 
 	// IgnoreTlog accepts signatures without a transparency-log entry (signed
-	// with --tlog-upload=false). Fulcio certificates live 10 minutes, so
+	// without uploading to Rekor). Fulcio certificates live 10 minutes, so
 	// such keyless signatures only verify while their certificate is valid.
 	IgnoreTlog bool
 	// IgnoreSCT accepts Fulcio certificates without a certificate-
@@ -51,9 +52,6 @@ type VerifyOptions struct {
 
 // Keyless reports whether o verifies certificates rather than a key.
 func (o VerifyOptions) Keyless() bool { return o.Key == "" }
-
-// ErrNoVerifyPolicy says neither a key nor an identity was given.
-var ErrNoVerifyPolicy = errors.New("give the key (--key) or the expected signer (--certificate-identity or --certificate-identity-regexp, with --certificate-oidc-issuer or --certificate-oidc-issuer-regexp)")
 
 // Verifier checks signatures and attestations against one policy.
 type Verifier struct {
@@ -94,7 +92,7 @@ func NewVerifier(ctx context.Context, o VerifyOptions) (*Verifier, error) {
 		o.Env = func(string) string { return "" }
 	}
 	if o.RekorURL == "" {
-		o.RekorURL = DefaultRekorURL
+		o.RekorURL = signpolicy.DefaultRekorURL
 	}
 	co := &cosign.CheckOpts{
 		ClaimVerifier: cosign.SimpleClaimVerifier,
@@ -108,7 +106,7 @@ func NewVerifier(ctx context.Context, o VerifyOptions) (*Verifier, error) {
 		// CARoots is not an error here: SIGSTORE_ROOT_FILE may well be set
 		// in an environment that also verifies key signatures.
 		if hasIdentity || hasIssuer {
-			return nil, errors.New("--key verifies a key signature; --certificate-identity and --certificate-oidc-issuer are for keyless signatures: give one or the other")
+			return nil, ErrKeyAndIdentity
 		}
 		if err := o.Key.Validate(); err != nil {
 			return nil, err
@@ -121,13 +119,16 @@ func NewVerifier(ctx context.Context, o VerifyOptions) (*Verifier, error) {
 	case !hasIdentity && !hasIssuer:
 		return nil, ErrNoVerifyPolicy
 	case !hasIdentity:
-		return nil, errors.New("keyless verification needs the expected signer: add --certificate-identity (e.g. the signer's email or workflow URL) or --certificate-identity-regexp")
+		return nil, ErrNoIdentity
 	case !hasIssuer:
-		return nil, errors.New("keyless verification needs the expected OIDC issuer: add --certificate-oidc-issuer (e.g. https://token.actions.githubusercontent.com) or --certificate-oidc-issuer-regexp")
+		return nil, ErrNoIssuer
 	default:
-		for flag, re := range map[string]string{"--certificate-identity-regexp": o.CertificateIdentityRegexp, "--certificate-oidc-issuer-regexp": o.CertificateOIDCIssuerRegexp} {
-			if _, err := regexp.Compile(re); err != nil {
-				return nil, fmt.Errorf("%s %q is not a valid regular expression: %v", flag, re, err)
+		for _, p := range []struct {
+			re  string
+			err error
+		}{{o.CertificateIdentityRegexp, ErrIdentityRegexp}, {o.CertificateOIDCIssuerRegexp, ErrIssuerRegexp}} {
+			if _, err := regexp.Compile(p.re); err != nil {
+				return nil, fmt.Errorf("%w: %q: %v", p.err, p.re, err)
 			}
 		}
 		co.Identities = []cosign.Identity{{
@@ -145,14 +146,14 @@ func NewVerifier(ctx context.Context, o VerifyOptions) (*Verifier, error) {
 		} else {
 			tm, err := cosign.TrustedRoot()
 			if err != nil {
-				return nil, fmt.Errorf("cannot load the Sigstore public-good trust root from TUF (%v): check the network, or pass --ca-roots with the root certificate of your Fulcio", err)
+				return nil, fmt.Errorf("%w (%v)", ErrTrustRoot, err)
 			}
 			co.TrustedMaterial = tm
 		}
 		if !o.IgnoreSCT && co.TrustedMaterial == nil {
 			pubs, err := cosign.GetCTLogPubs(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("cannot load the CT log keys that vouch for Fulcio certificates (%v): set SIGSTORE_CT_LOG_PUBLIC_KEY_FILE, or pass --insecure-ignore-sct for a Fulcio without a CT log", err)
+				return nil, fmt.Errorf("%w (%v)", ErrCTLogKeys, err)
 			}
 			co.CTLogPubKeys = pubs
 		}
@@ -166,7 +167,7 @@ func NewVerifier(ctx context.Context, o VerifyOptions) (*Verifier, error) {
 		if co.TrustedMaterial == nil {
 			pubs, err := cosign.GetRekorPubs(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("cannot load the transparency-log (Rekor) keys (%v): set SIGSTORE_REKOR_PUBLIC_KEY, or pass --insecure-ignore-tlog for images signed with --tlog-upload=false", err)
+				return nil, fmt.Errorf("%w (%v)", ErrRekorKeys, err)
 			}
 			co.RekorPubKeys = pubs
 		}
@@ -178,11 +179,11 @@ func NewVerifier(ctx context.Context, o VerifyOptions) (*Verifier, error) {
 func loadCARoots(path string) (roots, intermediates *x509.CertPool, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot read --ca-roots %s: %v", path, errors.Unwrap(err))
+		return nil, nil, fmt.Errorf("cannot read the CA roots file %s: %v", path, errors.Unwrap(err))
 	}
 	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(b)
 	if err != nil || len(certs) == 0 {
-		return nil, nil, fmt.Errorf("--ca-roots %s holds no PEM certificate: give the root certificate of your Fulcio (GET /api/v1/rootCert)", path)
+		return nil, nil, fmt.Errorf("the CA roots file %s holds no PEM certificate: give the root certificate of your Fulcio (GET /api/v1/rootCert)", path)
 	}
 	roots, intermediates = x509.NewCertPool(), x509.NewCertPool()
 	nroots := 0
@@ -195,7 +196,7 @@ func loadCARoots(path string) (roots, intermediates *x509.CertPool, err error) {
 		}
 	}
 	if nroots == 0 {
-		return nil, nil, fmt.Errorf("--ca-roots %s holds no self-signed root certificate: add your Fulcio's root", path)
+		return nil, nil, fmt.Errorf("the CA roots file %s holds no self-signed root certificate: add your Fulcio's root", path)
 	}
 	return roots, intermediates, nil
 }
@@ -262,7 +263,8 @@ func (v *Verifier) VerifyAttestation(ctx context.Context, d name.Digest, predica
 		}
 	}
 	if len(matching) == 0 {
-		return Verified{}, fmt.Errorf("%s has valid attestations, but none of type %s (%s; found %s): attest it with `botcore attest --type %s`", d, predicateType, uri, strings.Join(found, ", "), predicateType)
+		return Verified{}, &VerificationError{Reason: ReasonOtherType, Digest: d, Kind: "attestation", PredicateType: predicateType,
+			Msg: fmt.Sprintf("%s has valid attestations, but none of type %s (%s; found %s)", d, predicateType, uri, strings.Join(found, ", "))}
 	}
 	return Verified{Reference: d.String(), Digest: d.DigestStr(), Mode: v.mode(), Kind: "attestation", PredicateType: uri,
 		Count: len(matching), SignedBy: v.signers(matching), Tlog: tlog || !v.opts.IgnoreTlog}, nil
@@ -307,21 +309,11 @@ func statementType(att oci.Signature) string {
 	return st.PredicateType
 }
 
-// VerificationError is a failed verification, as one sentence. Err is
-// cosign's error.
-type VerificationError struct {
-	Msg string
-	Err error
-}
-
-func (e *VerificationError) Error() string { return e.Msg }
-func (e *VerificationError) Unwrap() error { return e.Err }
-
 // explain rewrites cosign's errors, which list every signature's failure,
-// as the one reason that matters and what to do about it.
+// as the one reason that matters.
 func (v *Verifier) explain(err error, d name.Digest, kind, predicateType string, reg []remote.Option) error {
-	fail := func(format string, args ...any) error {
-		return &VerificationError{Msg: fmt.Sprintf(format, args...), Err: err}
+	fail := func(reason Reason, format string, args ...any) error {
+		return &VerificationError{Reason: reason, Digest: d, Kind: kind, PredicateType: predicateType, Msg: fmt.Sprintf(format, args...), Err: err}
 	}
 	msg := err.Error()
 	var noSigs *cosign.ErrNoSignaturesFound
@@ -330,9 +322,9 @@ func (v *Verifier) explain(err error, d name.Digest, kind, predicateType string,
 	switch {
 	case errors.As(err, &noSigs) || (errors.As(err, &noAtts) && strings.TrimSpace(msg) == "no matching attestations:"):
 		if kind == "attestation" {
-			return fail("%s has no attestation: attach one with `botcore attest %s --predicate FILE --type %s`", d, d, predicateType)
+			return fail(ReasonUnsigned, "%s has no attestation", d)
 		}
-		return fail("%s is not signed: no cosign signature is stored for this digest (a tag moved to a new image needs a new signature), so sign it with `botcore sign %s`", d, d)
+		return fail(ReasonUnsigned, "%s is not signed: no cosign signature is stored for this digest (a tag moved to a new image needs a new signature)", d)
 	case !errors.As(err, &noMatch) && !errors.As(err, &noAtts):
 		return err // registry and transport errors: the caller explains those
 	}
@@ -346,21 +338,21 @@ func (v *Verifier) explain(err error, d name.Digest, kind, predicateType string,
 		if issuer == "" {
 			issuer = "~" + v.opts.CertificateOIDCIssuerRegexp
 		}
-		return fail("no %s of %s was made by %s (issuer %s)%s: check --certificate-identity and --certificate-oidc-issuer", kind, d, want, issuer, foundSigners(d, kind, reg))
+		return fail(ReasonSigner, "no %s of %s was made by %s (issuer %s)%s", kind, d, want, issuer, foundSigners(d, kind, reg))
 	case strings.Contains(msg, "certificate signed by unknown authority") || strings.Contains(msg, "cert verification failed"):
-		return fail("the %s certificates of %s were not issued by a trusted Fulcio: pass --ca-roots with the root certificate of the Fulcio that signed it", kind, d)
+		return fail(ReasonUntrustedCA, "the %s certificates of %s were not issued by a trusted Fulcio", kind, d)
 	case strings.Contains(msg, "expected a signed timestamp to verify an expired certificate") || strings.Contains(msg, "certificate has expired") || strings.Contains(msg, "expired"):
-		return fail("the Fulcio certificate of the %s of %s has expired and no transparency-log entry proves it was used in time: verify with the transparency log (without --insecure-ignore-tlog), or re-sign", kind, d)
+		return fail(ReasonExpired, "the Fulcio certificate of the %s of %s has expired and no transparency-log entry proves it was used in time", kind, d)
 	case strings.Contains(msg, "SCT"):
-		return fail("the %s certificate of %s has no valid certificate-transparency timestamp: pass --insecure-ignore-sct for a private Fulcio without a CT log", kind, d)
+		return fail(ReasonNoSCT, "the %s certificate of %s has no valid certificate-transparency timestamp", kind, d)
 	case strings.Contains(msg, "tlog") || strings.Contains(msg, "rekor") || strings.Contains(msg, "Rekor") || strings.Contains(msg, "transparency log") || strings.Contains(msg, "bundle"):
-		return fail("the %s of %s has no verifiable transparency-log entry: if it was signed with --tlog-upload=false, verify with --insecure-ignore-tlog", kind, d)
+		return fail(ReasonNoTlog, "the %s of %s has no verifiable transparency-log entry", kind, d)
 	case !v.opts.Keyless() && (strings.Contains(msg, "invalid signature") || strings.Contains(msg, "failed to verify signature") || strings.Contains(msg, "verification error") || strings.Contains(msg, "signature")):
-		return fail("no %s of %s verifies with the key %s: it was signed with another key (or keylessly)", kind, d, string(v.opts.Key))
+		return fail(ReasonWrongKey, "no %s of %s verifies with the key %s: it was signed with another key (or keylessly)", kind, d, string(v.opts.Key))
 	case v.opts.Keyless() && strings.Contains(msg, "no certificate found on signature"):
-		return fail("the %ss of %s were made with a key, not keylessly: verify with --key", kind, d)
+		return fail(ReasonNotKeyless, "the %ss of %s were made with a key, not keylessly", kind, d)
 	}
-	return fail("no valid %s of %s: %s", kind, d, firstLine(msg))
+	return fail(ReasonOther, "no valid %s of %s: %s", kind, d, firstLine(msg))
 }
 
 // foundSigners names who did sign d, unverified, to make an identity

@@ -1,4 +1,4 @@
-package registry
+package credentials
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -61,9 +62,9 @@ func TestKeychainPrecedence(t *testing.T) {
 		"https://index.docker.io/v1/": "hub-user:hub-pass",
 		"harbor.acme.internal:8443":   "harbor-user:harbor-pass",
 	})
-	ghcr, _ := Detect("ghcr.io/acme/bot-core")
-	hub, _ := Detect("docker.io/acme")
-	harbor, _ := Detect("harbor.acme.internal:8443/bot")
+	ghcr, _ := registry.Detect("ghcr.io/acme/bot-core")
+	hub, _ := registry.Detect("docker.io/acme")
+	harbor, _ := registry.Detect("harbor.acme.internal:8443/bot")
 	ghcrReg, _ := name.NewRegistry("ghcr.io")
 	ghcrRepo, _ := name.NewRepository("ghcr.io/acme/bot-core/rust-core-engine")
 	hubReg, _ := name.NewRegistry("index.docker.io")
@@ -72,7 +73,7 @@ func TestKeychainPrecedence(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		info   Info
+		info   registry.Info
 		env    map[string]string
 		target authn.Resource
 		want   string
@@ -122,7 +123,7 @@ func TestKeychainDefaultDockerConfig(t *testing.T) {
 	dir := writeDockerConfig(t, map[string]string{"ghcr.io": "default-user:default-pass"})
 	t.Setenv("DOCKER_CONFIG", dir)
 	t.Setenv("HOME", t.TempDir())
-	ghcr, _ := Detect("ghcr.io/acme/bot-core")
+	ghcr, _ := registry.Detect("ghcr.io/acme/bot-core")
 	reg, _ := name.NewRegistry("ghcr.io")
 	if got := resolved(t, Keychain(ghcr, mapEnv(nil)), reg); got != "default-user:default-pass" {
 		t.Errorf("got %s", got)
@@ -134,7 +135,7 @@ func TestKeychainBrokenConfig(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ghcr, _ := Detect("ghcr.io/acme/bot-core")
+	ghcr, _ := registry.Detect("ghcr.io/acme/bot-core")
 	reg, _ := name.NewRegistry("ghcr.io")
 	_, err := Keychain(ghcr, mapEnv(map[string]string{"DOCKER_CONFIG": dir})).Resolve(reg)
 	if err == nil || !strings.Contains(err.Error(), "cannot read the docker config") {
@@ -143,11 +144,11 @@ func TestKeychainBrokenConfig(t *testing.T) {
 }
 
 func TestConfigAuthKey(t *testing.T) {
-	hub, _ := Detect("acme")
+	hub, _ := registry.Detect("acme")
 	if got := ConfigAuthKey(hub); got != "https://index.docker.io/v1/" {
 		t.Errorf("hub key %q", got)
 	}
-	local, _ := Detect("127.0.0.1:5000/x")
+	local, _ := registry.Detect("127.0.0.1:5000/x")
 	if got := ConfigAuthKey(local); got != "127.0.0.1:5000" {
 		t.Errorf("key %q", got)
 	}

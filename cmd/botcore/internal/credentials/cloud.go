@@ -1,4 +1,4 @@
-package registry
+package credentials
 
 import (
 	"context"
@@ -17,9 +17,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/oauth2/google"
 )
 
@@ -58,26 +61,26 @@ const (
 
 // acrExchangeURL is where an Azure AD token is exchanged for an ACR refresh
 // token; tests point it at a local server.
-var acrExchangeURL = func(registry string) string { return "https://" + registry + "/oauth2/exchange" }
+var acrExchangeURL = func(host string) string { return "https://" + host + "/oauth2/exchange" }
 
 // cloudKeychain returns the cloud provider's token flow for info's kind, or
 // nil ("no cloud step") when the kind has none or env configures none of
 // its credentials. Only configured flows run, so a machine without cloud
 // credentials never waits for a metadata server.
-func cloudKeychain(info Info, env func(string) string) authn.Keychain {
+func cloudKeychain(info registry.Info, env func(string) string) authn.Keychain {
 	var fetch func(ctx context.Context) (user, pass string, err error)
 	switch info.Kind {
-	case KindECR:
+	case registry.KindECR:
 		if !ecrConfigured(env) {
 			return nil
 		}
 		fetch = func(ctx context.Context) (string, string, error) { return ecrToken(ctx, info, env) }
-	case KindGCR, KindGAR:
+	case registry.KindGCR, registry.KindGAR:
 		if env(EnvGoogleAccessToken) == "" && env(EnvGoogleCredentials) == "" {
 			return nil
 		}
 		fetch = func(ctx context.Context) (string, string, error) { return googleToken(ctx, env) }
-	case KindACR:
+	case registry.KindACR:
 		if env(EnvAzureClientID) == "" || env(EnvAzureClientSecret) == "" || env(EnvAzureTenantID) == "" {
 			return nil
 		}
@@ -129,7 +132,7 @@ func ecrConfigured(env func(string) string) bool {
 
 // ecrToken calls ECR GetAuthorizationToken in the registry's region and
 // splits the base64 "AWS:<password>" token it returns.
-func ecrToken(ctx context.Context, info Info, env func(string) string) (string, string, error) {
+func ecrToken(ctx context.Context, info registry.Info, env func(string) string) (string, string, error) {
 	fail := func(format string, args ...any) (string, string, error) {
 		return "", "", fmt.Errorf("cannot get an ECR token for %s: %s", info.Registry, fmt.Sprintf(format, args...))
 	}
@@ -138,7 +141,7 @@ func ecrToken(ctx context.Context, info Info, env func(string) string) (string, 
 		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(cloudHTTPTimeout)),
 	}
 	if id, secret := env(EnvAWSAccessKeyID), env(EnvAWSSecretAccessKey); id != "" && secret != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(id, secret, env(EnvAWSSessionToken))))
+		opts = append(opts, awsconfig.WithCredentialsProvider(awscreds.NewStaticCredentialsProvider(id, secret, env(EnvAWSSessionToken))))
 	} else if p := env(EnvAWSProfile); p != "" {
 		opts = append(opts, awsconfig.WithSharedConfigProfile(p))
 	}
@@ -213,7 +216,7 @@ func googleToken(ctx context.Context, env func(string) string) (string, string, 
 
 // acrToken gets an Entra ID (Azure AD) token for the service principal in
 // env and exchanges it at exchangeURL for an ACR refresh token.
-func acrToken(ctx context.Context, info Info, env func(string) string, exchangeURL string) (string, string, error) {
+func acrToken(ctx context.Context, info registry.Info, env func(string) string, exchangeURL string) (string, string, error) {
 	tenant := env(EnvAzureTenantID)
 	authority := strings.TrimRight(env(EnvAzureAuthorityHost), "/")
 	if authority == "" {
@@ -221,21 +224,18 @@ func acrToken(ctx context.Context, info Info, env func(string) string, exchangeU
 	}
 	client := &http.Client{Timeout: cloudHTTPTimeout}
 
-	var aad struct {
-		AccessToken string `json:"access_token"`
+	entra := clientcredentials.Config{
+		ClientID:     env(EnvAzureClientID),
+		ClientSecret: env(EnvAzureClientSecret),
+		TokenURL:     authority + "/" + url.PathEscape(tenant) + "/oauth2/v2.0/token",
+		Scopes:       []string{acrScope},
+		// Entra ID reads the secret from the form; auto-detection would try
+		// a Basic header first and repeat a rejected request.
+		AuthStyle: oauth2.AuthStyleInParams,
 	}
-	tokenURL := authority + "/" + url.PathEscape(tenant) + "/oauth2/v2.0/token"
-	err := postForm(ctx, client, tokenURL, url.Values{
-		"grant_type":    {"client_credentials"},
-		"client_id":     {env(EnvAzureClientID)},
-		"client_secret": {env(EnvAzureClientSecret)},
-		"scope":         {acrScope},
-	}, &aad)
-	if err == nil && aad.AccessToken == "" {
-		err = errors.New("the answer has no access_token")
-	}
+	aad, err := entra.Token(context.WithValue(ctx, oauth2.HTTPClient, client))
 	if err != nil {
-		return "", "", fmt.Errorf("cannot get an Azure AD token for %s: %v, so check AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID", info.Registry, err)
+		return "", "", fmt.Errorf("cannot get an Azure AD token for %s: %s, so check AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID", info.Registry, tokenError(err))
 	}
 
 	var acr struct {
@@ -256,6 +256,17 @@ func acrToken(ctx context.Context, info Info, env func(string) string, exchangeU
 	return ACRUser, acr.RefreshToken, nil
 }
 
+// tokenError words a failed token request like a failed exchange, status
+// and host included; for an answer without an OAuth error code oauth2's own
+// text would span lines and carry the whole body.
+func tokenError(err error) string {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response == nil {
+		return err.Error()
+	}
+	return httpError(re.Response, re.Body).Error()
+}
+
 // postForm POSTs form to u and decodes a 200 JSON answer into out.
 func postForm(ctx context.Context, client *http.Client, u string, form url.Values, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
@@ -274,22 +285,34 @@ func postForm(ctx context.Context, client *http.Client, u string, form url.Value
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error       string `json:"error"`
-			Description string `json:"error_description"`
-		}
-		_ = json.Unmarshal(body, &e)
-		msg := strings.TrimSpace(e.Error + " " + e.Description)
-		if msg == "" {
-			msg = strings.TrimSpace(string(body))
-			if len(msg) > 200 {
-				msg = msg[:200]
-			}
-		}
-		return fmt.Errorf("HTTP %d from %s: %s", resp.StatusCode, req.URL.Host, msg)
+		return httpError(resp, body)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("the answer from %s is not JSON: %v", req.URL.Host, err)
 	}
 	return nil
+}
+
+// httpError describes an error answer by its status and the OAuth error
+// fields of its body (error, error_description), else the start of the body.
+func httpError(resp *http.Response, body []byte) error {
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	_ = json.Unmarshal(body, &e)
+	msg := strings.TrimSpace(e.Error + " " + e.Description)
+	if msg == "" {
+		// A page from a proxy or an outage: its lines joined, so the error
+		// stays one line.
+		msg = strings.Join(strings.Fields(string(body)), " ")
+		if len(msg) > 200 {
+			msg = msg[:200]
+		}
+	}
+	host := "the server"
+	if resp.Request != nil && resp.Request.URL != nil {
+		host = resp.Request.URL.Host
+	}
+	return fmt.Errorf("HTTP %d from %s: %s", resp.StatusCode, host, msg)
 }

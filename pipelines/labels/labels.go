@@ -1,8 +1,17 @@
-package tags
+// Package labels computes the OCI image labels of a bot-core image and reads
+// SOURCE_DATE_EPOCH for their created time, so that an image can be traced
+// back to its release and commit and a rebuild of the same commit carries
+// identical labels.
+//
+// It is imported by the Dagger module, where every dependency is resolved
+// inside the engine, so it depends on the standard library only and does no
+// I/O.
+package labels
 
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -74,7 +83,9 @@ func CreatedFromEpoch(env string) (time.Time, error) {
 	if env == "" {
 		return time.Time{}, nil
 	}
-	if !isNumeric(env) {
+	// Checked before parsing, since ParseInt accepts a sign and reports an
+	// overflow before it reaches a stray character.
+	if strings.TrimLeft(env, "0123456789") != "" {
 		return time.Time{}, fmt.Errorf("invalid SOURCE_DATE_EPOCH %q: expected whole seconds since 1970-01-01T00:00:00Z as decimal digits, e.g. \"1700000000\"", env)
 	}
 	secs, err := strconv.ParseInt(env, 10, 64)

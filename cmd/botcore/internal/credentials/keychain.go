@@ -1,10 +1,17 @@
-package registry
+// Package credentials finds the registry credentials of the botcore CLI:
+// environment variables, the cloud providers' token flows (ECR, Google
+// Artifact Registry and GCR, ACR) and the docker config, in that order. It
+// lives with the CLI, not in pipelines/, because the cloud SDKs it needs
+// would otherwise be resolved inside the Dagger engine, which never uses
+// them.
+package credentials
 
 import (
 	"context"
 	"fmt"
 	"path/filepath"
 
+	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -74,7 +81,7 @@ const (
 // identities are not tried; use the docker credential helpers
 // (docker-credential-ecr-login, docker-credential-gcloud,
 // docker-credential-acr-env) in the docker config for those.
-func Keychain(info Info, env func(string) string) authn.Keychain {
+func Keychain(info registry.Info, env func(string) string) authn.Keychain {
 	steps := keychainSteps(info, env)
 	chain := make([]authn.Keychain, len(steps))
 	for i, s := range steps {
@@ -99,7 +106,7 @@ type keychainStep struct {
 	kc     authn.Keychain
 }
 
-func keychainSteps(info Info, env func(string) string) []keychainStep {
+func keychainSteps(info registry.Info, env func(string) string) []keychainStep {
 	steps := []keychainStep{{SourceEnv, envKeychain{info: info, env: env}}}
 	if kc := cloudKeychain(info, env); kc != nil {
 		steps = append(steps, keychainStep{SourceCloud, kc})
@@ -116,7 +123,7 @@ func keychainSteps(info Info, env func(string) string) []keychainStep {
 // says which one answered, with its authenticator (authn.Anonymous and
 // SourceAnonymous when none did). An error is a step that failed, e.g. a
 // cloud token request.
-func ResolveSource(ctx context.Context, info Info, env func(string) string) (Source, authn.Authenticator, error) {
+func ResolveSource(ctx context.Context, info registry.Info, env func(string) string) (Source, authn.Authenticator, error) {
 	reg, err := info.Reg()
 	if err != nil {
 		return "", nil, err
@@ -135,7 +142,7 @@ func ResolveSource(ctx context.Context, info Info, env func(string) string) (Sou
 
 // envKeychain answers from environment variables for one registry.
 type envKeychain struct {
-	info Info
+	info registry.Info
 	env  func(string) string
 }
 
@@ -147,7 +154,7 @@ func (k envKeychain) Resolve(target authn.Resource) (authn.Authenticator, error)
 	if user != "" && pass != "" {
 		return authn.FromConfig(authn.AuthConfig{Username: user, Password: pass}), nil
 	}
-	if k.info.Kind == KindGHCR {
+	if k.info.Kind == registry.KindGHCR {
 		if token := k.env(EnvGitHubToken); token != "" {
 			if actor := k.env(EnvGitHubActor); actor != "" {
 				user = actor
@@ -201,8 +208,8 @@ func (k configDirKeychain) ResolveContext(_ context.Context, target authn.Resour
 
 // ConfigAuthKey is the key under "auths" in a docker config.json for the
 // registry, as docker login writes it.
-func ConfigAuthKey(info Info) string {
-	if info.Registry == DockerHubRegistry {
+func ConfigAuthKey(info registry.Info) string {
+	if info.Registry == registry.DockerHubRegistry {
 		return authn.DefaultAuthKey
 	}
 	return info.Registry

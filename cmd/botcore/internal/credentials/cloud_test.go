@@ -1,4 +1,4 @@
-package registry
+package credentials
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/bot-core/delivery/pipelines/registry/registrytest"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -38,11 +39,11 @@ func mustRegistry(t *testing.T, host string) name.Registry {
 // only valid credentials are user/pass, authenticating through Keychain
 // for an info of kind, so the registry client itself proves what the cloud
 // step handed it.
-func pushWithKeychain(t *testing.T, kind Kind, user, pass string, env map[string]string) {
+func pushWithKeychain(t *testing.T, kind registry.Kind, user, pass string, env map[string]string) {
 	t.Helper()
 	srv := registrytest.NewBasic(t)
 	srv.User, srv.Password = user, pass
-	info := Info{Kind: kind, Registry: srv.Host, Repository: "bot", Region: "eu-west-1", Insecure: true}
+	info := registry.Info{Kind: kind, Registry: srv.Host, Repository: "bot", Region: "eu-west-1", Insecure: true}
 	repo, err := info.Repo("svc")
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestECRKeychain(t *testing.T) {
 		"AWS_SESSION_TOKEN":     "session-tok",
 		"AWS_ENDPOINT_URL_ECR":  api.URL,
 	}
-	info, err := Detect("123456789012.dkr.ecr.eu-west-1.amazonaws.com/bot-core")
+	info, err := registry.Detect("123456789012.dkr.ecr.eu-west-1.amazonaws.com/bot-core")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestECRKeychain(t *testing.T) {
 	if src, _, _ := ResolveSource(context.Background(), info, mapEnv(env2)); src != SourceEnv {
 		t.Errorf("with DOCKER_* set the source is %q", src)
 	}
-	pushWithKeychain(t, KindECR, "AWS", "ecr-pass-123", env)
+	pushWithKeychain(t, registry.KindECR, "AWS", "ecr-pass-123", env)
 
 	// No AWS credentials in env: no cloud step at all.
 	if kc := cloudKeychain(info, mapEnv(map[string]string{})); kc != nil {
@@ -133,7 +134,7 @@ func TestECRKeychainError(t *testing.T) {
 		_, _ = io.WriteString(w, `{"__type":"UnrecognizedClientException","message":"The security token included in the request is invalid."}`)
 	}))
 	defer api.Close()
-	info, _ := Detect("123456789012.dkr.ecr.eu-west-1.amazonaws.com/bot-core")
+	info, _ := registry.Detect("123456789012.dkr.ecr.eu-west-1.amazonaws.com/bot-core")
 	env := map[string]string{"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "bad", "AWS_ENDPOINT_URL": api.URL}
 	_, err := Keychain(info, mapEnv(env)).Resolve(mustRegistry(t, info.Registry))
 	if err == nil || !strings.Contains(err.Error(), "cannot get an ECR token for 123456789012.dkr.ecr.eu-west-1.amazonaws.com") ||
@@ -236,7 +237,7 @@ func TestGoogleKeychain(t *testing.T) {
 	env := map[string]string{"GOOGLE_APPLICATION_CREDENTIALS": path}
 
 	for _, ref := range []string{"europe-docker.pkg.dev/my-project/bot", "eu.gcr.io/my-project"} {
-		info, err := Detect(ref)
+		info, err := registry.Detect(ref)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,10 +248,10 @@ func TestGoogleKeychain(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Errorf("%d token requests, want 2", n)
 	}
-	pushWithKeychain(t, KindGAR, "oauth2accesstoken", "ya29.test-token", env)
+	pushWithKeychain(t, registry.KindGAR, "oauth2accesstoken", "ya29.test-token", env)
 
 	// A token given directly needs no request.
-	info, _ := Detect("gcr.io/my-project")
+	info, _ := registry.Detect("gcr.io/my-project")
 	direct := map[string]string{"GOOGLE_OAUTH_ACCESS_TOKEN": "ya29.direct", "GOOGLE_APPLICATION_CREDENTIALS": path}
 	if got := resolved(t, Keychain(info, mapEnv(direct)), mustRegistry(t, "gcr.io")); got != "oauth2accesstoken:ya29.direct" {
 		t.Errorf("direct token: %q", got)
@@ -312,7 +313,7 @@ func TestACRKeychain(t *testing.T) {
 		"AZURE_TENANT_ID":      "tenant-1",
 		"AZURE_AUTHORITY_HOST": aad.URL + "/",
 	}
-	info, err := Detect("acme.azurecr.io/bot-core")
+	info, err := registry.Detect("acme.azurecr.io/bot-core")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,8 @@ func TestACRKeychain(t *testing.T) {
 
 	env["AZURE_CLIENT_SECRET"] = "wrong"
 	_, err = Keychain(info, mapEnv(env)).Resolve(mustRegistry(t, info.Registry))
-	if err == nil || !strings.Contains(err.Error(), "cannot get an Azure AD token for acme.azurecr.io") || !strings.Contains(err.Error(), "invalid_client") {
+	if err == nil || !strings.Contains(err.Error(), "cannot get an Azure AD token for acme.azurecr.io: HTTP 401 from "+strings.TrimPrefix(aad.URL, "http://")+": invalid_client AADSTS7000215") ||
+		!strings.HasSuffix(err.Error(), "so check AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID") {
 		t.Errorf("wrong secret: %v", err)
 	}
 	if exCalls.Load() != 1 {
@@ -334,9 +336,42 @@ func TestACRKeychain(t *testing.T) {
 
 	// The registry client gets the refresh token.
 	env["AZURE_CLIENT_SECRET"] = "app-secret"
-	pushWithKeychain(t, KindACR, ACRUser, "acr-refresh-token", env)
+	pushWithKeychain(t, registry.KindACR, ACRUser, "acr-refresh-token", env)
 
 	if kc := cloudKeychain(info, mapEnv(map[string]string{"AZURE_CLIENT_ID": "x"})); kc != nil {
 		t.Error("cloud step without a complete service principal")
+	}
+}
+
+func TestACRKeychainAuthorityDown(t *testing.T) {
+	// A proxy or outage answers with a page, not an OAuth error: the error
+	// stays one line and still ends with what to check.
+	aad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "<html>\n<body>502 Bad Gateway</body>\n</html>\n")
+	}))
+	defer aad.Close()
+	ex := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("exchanged after a failed AAD request")
+	}))
+	defer ex.Close()
+	old := acrExchangeURL
+	acrExchangeURL = func(string) string { return ex.URL + "/oauth2/exchange" }
+	defer func() { acrExchangeURL = old }()
+	info, err := registry.Detect("acme.azurecr.io/bot-core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"AZURE_CLIENT_ID":      "app-id",
+		"AZURE_CLIENT_SECRET":  "app-secret",
+		"AZURE_TENANT_ID":      "tenant-1",
+		"AZURE_AUTHORITY_HOST": aad.URL,
+	}
+	_, err = Keychain(info, mapEnv(env)).Resolve(mustRegistry(t, info.Registry))
+	if err == nil || !strings.Contains(err.Error(), "HTTP 502 from "+strings.TrimPrefix(aad.URL, "http://")+": <html>") ||
+		strings.Contains(err.Error(), "\n") || !strings.HasSuffix(err.Error(), "AZURE_TENANT_ID") {
+		t.Errorf("authority down: %q", err)
 	}
 }

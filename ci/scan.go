@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strings"
+
+	"dagger/bot-core/internal/dagger"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bot-core/delivery/pipelines/release"
+)
+
+// gateStage scans every image with Trivy and makes its SPDX SBOM with Syft,
+// all before anything leaves the engine; a finding at a gating severity ends
+// the release with every failing image named.
+type gateStage struct {
+	m          *BotCore
+	db         *dagger.Directory // offline database; nil downloads into a cache volume
+	ignoreFile *dagger.File      // the source's .trivyignore, if any
+}
+
+func (m *BotCore) scanStage(ctx context.Context, db *dagger.Directory) (gateStage, error) {
+	ignore, err := m.optionalFile(ctx, ".trivyignore")
+	return gateStage{m: m, db: db, ignoreFile: ignore}, err
+}
+
+func (gateStage) String() string { return "scan+sbom" }
+
+// imageReports are one image's scan and SBOM outputs, still in the engine.
+type imageReports struct {
+	sarif, scanJSON, sbom *dagger.File
+	findings              map[string]int
+	failure               string // the gate's verdict; empty when it passed
+}
+
+func (s gateStage) Run(ctx context.Context, r *run) error {
+	reports := make([][]imageReports, len(r.arts))
+	eg, gctx := errgroup.WithContext(ctx)
+	for i, a := range r.arts {
+		reports[i] = make([]imageReports, len(r.plan.Platforms))
+		for j, p := range r.plan.Platforms {
+			eg.Go(func() (err error) {
+				reports[i][j], err = s.image(gctx, r, a, p)
+				return err
+			})
+		}
+	}
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	var failed []string
+	for i, a := range r.arts {
+		for j, p := range r.plan.Platforms {
+			rep := reports[i][j]
+			rr := release.ReportsFor(a.service.Name, p)
+			rr.Findings = rep.findings
+			r.out = r.out.WithFile(rr.SARIF, rep.sarif).WithFile(rr.Scan, rep.scanJSON).WithFile(rr.SBOM, rep.sbom)
+			a.record.Reports[p] = rr
+			a.sboms[p] = rep.sbom
+			if rep.failure != "" {
+				failed = append(failed, fmt.Sprintf("%s (%s): %s", a.service.Name, p, rep.failure))
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("vulnerability gate (%s) failed, nothing was pushed:\n%s\n(fix or upgrade the packages, or list accepted CVEs in .trivyignore)",
+			strings.Join(r.plan.Severities, ","), strings.Join(failed, "\n"))
+	}
+	db := "download"
+	if s.db != nil {
+		db = "directory"
+	}
+	r.rel.Scan = &release.ScanPolicy{Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed, DB: db}
+	return nil
+}
+
+// image scans and SBOMs one platform of a service's layout.
+func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform string) (imageReports, error) {
+	sc := s.m.supplychain()
+	res := sc.Scan(a.layout.Dir, platform, dagger.SupplychainScanOpts{
+		Name: a.service.Name, Severity: strings.Join(r.plan.Severities, ","), IgnoreUnfixed: r.plan.IgnoreUnfixed,
+		TrivyDb: s.db, Trivyignore: s.ignoreFile,
+	})
+	passed, err := res.Passed(ctx)
+	if err != nil { // the module's error says why, and how to give it a database
+		return imageReports{}, fmt.Errorf("scan could not run, nothing was pushed: %s (%s): %w (docs/offline.md)", a.service.Name, platform, err)
+	}
+	rep := imageReports{sarif: res.Sarif(), scanJSON: res.Report()}
+	if !passed {
+		if rep.failure, err = res.Failure(ctx); err != nil {
+			return imageReports{}, err
+		}
+	}
+	counts, err := res.Findings(ctx)
+	if err != nil {
+		return imageReports{}, fmt.Errorf("scan %s %s: %w", a.service.Name, platform, err)
+	}
+	if err := json.Unmarshal([]byte(counts), &rep.findings); err != nil {
+		return imageReports{}, fmt.Errorf("scan %s %s: findings %q: %w", a.service.Name, platform, counts, err)
+	}
+	maps.DeleteFunc(rep.findings, func(_ string, n int) bool { return n == 0 }) // release.json lists what was found
+	rep.sbom = sc.Sbom(a.layout.Dir, platform, dagger.SupplychainSbomOpts{Name: a.service.Name})
+	if _, err := rep.sbom.Sync(ctx); err != nil {
+		return imageReports{}, fmt.Errorf("sbom %s %s: %w", a.service.Name, platform, err)
+	}
+	return rep, nil
+}

@@ -1,0 +1,110 @@
+// Supply-chain tools for container images: a Trivy vulnerability gate with
+// JSON and SARIF reports, Syft SPDX SBOMs, and cosign signatures,
+// attestations and verification, all run by the botcore CLI (one static Go
+// binary built from the repository this module lives in).
+//
+// It works on what a build produced (an OCI image layout, before anything is
+// pushed) and on what a registry holds (references by digest):
+//
+//	dagger call scan --layout ./image --platform linux/amd64 --name api
+//	dagger call sbom --layout ./image --platform linux/amd64 -o sbom.spdx.json
+//	dagger call signer --key env:COSIGN_KEY --key-password env:COSIGN_PASSWORD \
+//	  with-registry-auth --registry ghcr.io --username me --password env:GHCR_TOKEN \
+//	  sign --refs ghcr.io/acme/api@sha256:...
+//
+// Secrets (keys, passwords, OIDC tokens) only ever reach the tool as secret
+// environment variables; they never appear in arguments, plain variables or
+// the engine's cache keys.
+package main
+
+import (
+	"strings"
+
+	"dagger/supplychain/internal/dagger"
+)
+
+// botcoreBin is where Tools keeps the botcore CLI.
+const botcoreBin = "/usr/local/bin/botcore"
+
+type Supplychain struct {
+	// Go module the botcore CLI is built from.
+	ToolSource *dagger.Directory
+	// Go image that builds the CLI and runs it.
+	GoImage string
+	// Go module proxy for that build.
+	GoProxy string
+}
+
+func New(
+	// Go module of the botcore CLI (go.mod, go.sum, cmd/, pipelines/);
+	// defaults to the repository this module lives in.
+	// +defaultPath="/"
+	// +ignore=["*", "!go.mod", "!go.sum", "!cmd/**", "!pipelines/**", "**/*_test.go", "**/testdata"]
+	toolSource *dagger.Directory,
+	// Go image that builds the botcore CLI; also the tools' runtime (CA
+	// certificates for Fulcio, Rekor and the Trivy database, and a shell).
+	// +default="golang:1.26-bookworm"
+	goImage string,
+	// Go module proxy for that build.
+	// +default="https://proxy.golang.org,direct"
+	goproxy string,
+) *Supplychain {
+	return &Supplychain{ToolSource: toolSource, GoImage: goImage, GoProxy: goproxy}
+}
+
+// Tools returns the container the tools run in: the Go image with the
+// botcore CLI at /usr/local/bin/botcore and workdir /work, e.g.
+// `dagger call tools with-exec --args botcore,--help stdout`.
+//
+// Only the Go module's files take part, so changing anything else in the
+// repository reuses the cached binary; the module and build cache volumes
+// make a Go change an incremental build.
+func (m *Supplychain) Tools() *dagger.Container {
+	bin := dag.Container().From(m.GoImage).
+		WithEnvVariable("GOEXPERIMENT", "jsonv2"). // trivy's packages require it
+		WithEnvVariable("CGO_ENABLED", "0").
+		WithEnvVariable("GOFLAGS", "-mod=readonly").
+		WithEnvVariable("GOPROXY", m.GoProxy).
+		WithEnvVariable("GOTOOLCHAIN", "local").
+		WithMountedCache("/go/pkg/mod", dag.CacheVolume("bot-core-go-mod")).
+		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("bot-core-go-build")).
+		WithMountedDirectory("/src", m.ToolSource).
+		WithWorkdir("/src").
+		WithExec([]string{"go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "/out/botcore", "./cmd/botcore"}).
+		File("/out/botcore")
+	// The runtime is the same image without the caches or the source.
+	return dag.Container().From(m.GoImage).
+		WithFile(botcoreBin, bin).
+		WithWorkdir("/work")
+}
+
+// Sbom returns the SPDX 2.3 JSON SBOM (Syft) of one platform's image of an
+// OCI image layout.
+func (m *Supplychain) Sbom(
+	// OCI image layout; it may hold a multi-platform index.
+	layout *dagger.Directory,
+	// Platform to pick from the layout, e.g. linux/amd64 or linux/arm64.
+	platform string,
+	// Document name, also the name of the image's package in it (default:
+	// the image's repository, else "image").
+	// +optional
+	name string,
+) *dagger.File {
+	args := []string{botcoreBin, "sbom", "--layout", "/image", "--platform", platform, "--output", "/out/sbom.spdx.json"}
+	if name != "" {
+		args = append(args, "--name", name)
+	}
+	return m.Tools().
+		WithMountedDirectory("/image", layout).
+		WithExec(args).
+		File("/out/sbom.spdx.json")
+}
+
+// lastLines keeps the end of a tool's stderr: the verdict and its reasons.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"dagger/supplychain/internal/dagger"
+)
+
+// ScanResult is one image's vulnerability scan: the gate's verdict and the
+// reports, which exist whether or not the gate passed.
+type ScanResult struct {
+	// Whether the image passed the severity gate.
+	Passed bool
+	// Why it did not pass: the end of the tool's output, naming each
+	// package, vulnerability, severity and fixed version. Empty when passed.
+	Failure string
+	// Trivy's JSON report.
+	Report *dagger.File
+	// SARIF 2.1.0 report; its run's automationDetails.id is
+	// trivy/<name>/<platform>/, one code-scanning category per image.
+	Sarif *dagger.File
+	// Vulnerabilities per severity, as a JSON object, e.g.
+	// {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
+	Findings string
+}
+
+// Scan scans one platform's image of an OCI image layout with Trivy and
+// applies the severity gate. A failing gate is a result (passed false, with
+// the reports), not an error; an error means the scan could not run (no
+// vulnerability database, an unreadable layout, a bad flag).
+//
+// Without --trivy-db the database is downloaded into the cache volume
+// bot-core-trivy and refreshed at most once a day.
+//
+// +cache="session"
+func (m *Supplychain) Scan(
+	ctx context.Context,
+	// OCI image layout; it may hold a multi-platform index.
+	layout *dagger.Directory,
+	// Platform to pick from the layout, e.g. linux/amd64 or linux/arm64.
+	platform string,
+	// Service or image name, used in the SARIF category trivy/<name>/<platform>/
+	// (trivy/<platform>/ without it).
+	// +optional
+	name string,
+	// Severities that fail the gate, comma-separated, from UNKNOWN, LOW,
+	// MEDIUM, HIGH, CRITICAL.
+	// +default="HIGH,CRITICAL"
+	severity string,
+	// Leave out vulnerabilities that have no fixed version yet.
+	// +optional
+	ignoreUnfixed bool,
+	// Trivy vulnerability database to scan with, offline: a directory holding
+	// trivy.db and metadata.json. Without it the database is downloaded.
+	// +optional
+	trivyDb *dagger.Directory,
+	// Trivy ignore file (.trivyignore, or .trivyignore.yaml) of
+	// vulnerability IDs to leave out.
+	// +optional
+	trivyignore *dagger.File,
+) (*ScanResult, error) {
+	category := "trivy/" + platform + "/"
+	if name != "" {
+		category = "trivy/" + name + "/" + platform + "/"
+	}
+	c := m.Tools().
+		WithMountedDirectory("/image", layout).
+		WithDirectory("/out", dag.Directory())
+	args := []string{botcoreBin, "scan", "--layout", "/image", "--platform", platform,
+		"--severity", severity,
+		"--json-report", "/out/scan.json",
+		"--sarif", "/out/scan.sarif", "--sarif-category", category,
+		"--findings", "/out/findings.json"}
+	if ignoreUnfixed {
+		args = append(args, "--ignore-unfixed")
+	}
+	if trivyDb != nil {
+		c = c.WithMountedDirectory("/trivy-db", trivyDb)
+		args = append(args, "--db-dir", "/trivy-db")
+	} else {
+		// The exec would otherwise be replayed from the engine's cache
+		// forever; the date makes an online scan rerun (and refresh the
+		// database) once a day.
+		c = c.WithMountedCache("/trivy-cache", dag.CacheVolume("bot-core-trivy")).
+			WithEnvVariable("BOTCORE_SCAN_DAY", time.Now().UTC().Format("2006-01-02"))
+		args = append(args, "--cache-dir", "/trivy-cache")
+	}
+	if trivyignore != nil {
+		// Keep the file's name: trivy reads a .yaml/.yml one as YAML.
+		base, err := trivyignore.Name(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("--trivyignore: %w", err)
+		}
+		if base == "" || strings.Contains(base, "/") {
+			base = ".trivyignore"
+		}
+		c = c.WithMountedFile("/ignore/"+base, trivyignore)
+		args = append(args, "--ignorefile", "/ignore/"+base)
+	}
+
+	scanned := c.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	code, err := scanned.ExitCode(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", platform, err)
+	}
+	out := scanned.Directory("/out")
+	entries, err := out.Entries(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", platform, err)
+	}
+	hasFindings := false
+	for _, e := range entries {
+		hasFindings = hasFindings || e == "findings.json"
+	}
+	if !hasFindings {
+		// No verdict at all: the scan did not run to the gate.
+		stderr, _ := scanned.Stderr(ctx)
+		hint := ""
+		if trivyDb == nil {
+			hint = "\nwithout access to Trivy's database registry, pass a database with --trivy-db DIR (trivy.db and metadata.json)"
+		}
+		return nil, fmt.Errorf("the scan of %s could not run (exit code %d):\n%s%s", platform, code, lastLines(stderr, 40), hint)
+	}
+	findings, err := out.File("findings.json").Contents(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", platform, err)
+	}
+	res := &ScanResult{
+		Passed:   code == 0,
+		Report:   out.File("scan.json"),
+		Sarif:    out.File("scan.sarif"),
+		Findings: strings.TrimSpace(findings),
+	}
+	if !res.Passed {
+		stderr, err := scanned.Stderr(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", platform, err)
+		}
+		res.Failure = lastLines(stderr, 40)
+	}
+	return res, nil
+}
