@@ -52,10 +52,10 @@ func New(
 	return &Supplychain{ToolSource: toolSource, GoImage: goImage, GoProxy: goproxy}
 }
 
-// Tools returns the container the tools run in: the Go image with the
-// botcore CLI at /usr/local/bin/botcore and workdir /work, e.g.
-// `dagger call tools with-exec --args botcore,--help stdout`.
+// Tools is the container the tools run in: botcore in the Go image.
 //
+// The CLI is at /usr/local/bin/botcore, the workdir is /work, e.g.
+// `dagger call tools with-exec --args botcore,--help stdout`.
 // Only the Go module's files take part, so changing anything else in the
 // repository reuses the cached binary; the module and build cache volumes
 // make a Go change an incremental build.
@@ -78,8 +78,9 @@ func (m *Supplychain) Tools() *dagger.Container {
 		WithWorkdir("/work")
 }
 
-// Sbom returns the SPDX 2.3 JSON SBOM (Syft) of one platform's image of an
-// OCI image layout.
+// Sbom writes the SPDX 2.3 JSON SBOM (Syft) of one platform's image.
+//
+// The image is one platform's of an OCI image layout.
 func (m *Supplychain) Sbom(
 	// OCI image layout; it may hold a multi-platform index.
 	layout *dagger.Directory,

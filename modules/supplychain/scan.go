@@ -14,23 +14,29 @@ import (
 type ScanResult struct {
 	// Whether the image passed the severity gate.
 	Passed bool
-	// Why it did not pass: the end of the tool's output, naming each
-	// package, vulnerability, severity and fixed version. Empty when passed.
+	// Why it did not pass (empty when passed).
+	//
+	// The end of the tool's output, naming each package, vulnerability,
+	// severity and fixed version that failed the gate.
 	Failure string
 	// Trivy's JSON report.
 	Report *dagger.File
-	// SARIF 2.1.0 report; its run's automationDetails.id is
-	// trivy/<name>/<platform>/, one code-scanning category per image.
+	// SARIF 2.1.0 report, category trivy/<name>/<platform>/.
+	//
+	// Its runs' automationDetails.id: one code-scanning category per image.
 	Sarif *dagger.File
-	// Vulnerabilities per severity, as a JSON object, e.g.
-	// {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
+	// Vulnerabilities per severity, as a JSON object.
+	//
+	// E.g. {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
 	Findings string
 }
 
-// Scan scans one platform's image of an OCI image layout with Trivy and
-// applies the severity gate. A failing gate is a result (passed false, with
-// the reports), not an error; an error means the scan could not run (no
-// vulnerability database, an unreadable layout, a bad flag).
+// Scan runs the Trivy vulnerability gate on one platform's image.
+//
+// The image is one platform's of an OCI image layout. A failing gate is a
+// result (passed false, with the reports), not an error; an error means the
+// scan could not run (no vulnerability database, a platform the layout
+// lacks, a bad flag).
 //
 // Without --trivy-db the database is downloaded into the cache volume
 // bot-core-trivy and refreshed at most once a day.

@@ -13,9 +13,10 @@ import (
 	"dagger/supplychain/internal/dagger"
 )
 
-// Signer signs and attests images in a registry with cosign, keylessly
-// (Fulcio, with an OIDC token) or with a key. Chain with-registry-auth and
-// with-tunnel as needed, then sign or attest.
+// Signer signs and attests images in a registry with cosign.
+//
+// Keylessly (Fulcio, with an OIDC token) or with a key. Chain
+// with-registry-auth and with-tunnel as needed, then sign or attest.
 type Signer struct {
 	Key               *dagger.Secret // +private
 	KeyPassword       *dagger.Secret // +private
@@ -39,10 +40,12 @@ type Signer struct {
 	Tools *dagger.Container // +private
 }
 
-// Signer says how to sign: with --key (and --key-password), or keylessly
-// with an OIDC identity token (--oidc-token, or GitHub Actions' token
-// endpoint through --oidc-request-url and --oidc-request-token) and a
-// Fulcio certificate.
+// Signer says how to sign: with a key, or keylessly with an OIDC token.
+//
+// With --key (and --key-password), or keylessly with an OIDC identity
+// token (--oidc-token, or GitHub Actions' token endpoint through
+// --oidc-request-url and --oidc-request-token) and a Fulcio certificate.
+// Then chain with-registry-auth / with-tunnel, and sign or attest.
 func (m *Supplychain) Signer(
 	// Cosign private key (PEM), e.g. env:COSIGN_KEY or file:cosign.key.
 	// +optional
@@ -84,8 +87,9 @@ func (m *Supplychain) Signer(
 	}
 }
 
-// WithRegistryAuth logs in to the registry the images are in. One
-// registry: a later call replaces it.
+// WithRegistryAuth sets the credentials of the images' registry.
+//
+// One registry: a later call replaces it.
 func (s *Signer) WithRegistryAuth(
 	// Registry host (e.g. ghcr.io) or the prefix the images are under
 	// (e.g. ghcr.io/acme/bot-core); the credentials are only ever sent there.
@@ -102,8 +106,9 @@ func (s *Signer) WithRegistryAuth(
 	return &c
 }
 
-// WithTunnel reaches a service on the caller's machine (a loopback
-// registry, a private Fulcio, an OIDC token endpoint), e.g.
+// WithTunnel reaches a service on the caller's machine.
+//
+// E.g. a loopback registry, a private Fulcio or an OIDC token endpoint:
 // `with-tunnel --service tcp://127.0.0.1:5000`. The service is bound under
 // an alias and connections to the given host:port names go through it, so
 // references, URLs and TLS names stay what you gave.
@@ -254,9 +259,10 @@ func (s *Signer) container() (*dagger.Container, []string, error) {
 	return c, args, nil
 }
 
-// Sign signs each image by digest (REGISTRY/REPOSITORY@sha256:...; tags
-// are refused) in one botcore sign run and returns its table of signatures
-// (JSON with --json).
+// Sign signs images by digest, in one botcore sign run.
+//
+// REGISTRY/REPOSITORY@sha256:... (tags are refused). Returns botcore's
+// table of signatures (JSON with --json-output).
 //
 // +cache="never"
 func (s *Signer) Sign(
@@ -283,9 +289,10 @@ func (s *Signer) Sign(
 	return run(ctx, c, "sign", args, jsonOutput, refs...)
 }
 
-// Attest attaches a signed in-toto attestation of the predicate (e.g. an
-// SPDX SBOM from sbom) to one image by digest, and returns botcore's table
-// of attestations (JSON with --json).
+// Attest attaches a signed attestation (e.g. an SBOM) to an image digest.
+//
+// An in-toto attestation of the predicate (e.g. the SPDX SBOM from sbom).
+// Returns botcore's table of attestations (JSON with --json-output).
 //
 // +cache="never"
 func (s *Signer) Attest(

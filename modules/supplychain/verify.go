@@ -8,11 +8,12 @@ import (
 	"dagger/supplychain/internal/dagger"
 )
 
-// Verify checks an image's cosign signature (and with --attestation-type an
-// attestation) against a policy: a public key, or for keyless signatures
-// the certificate's identity and OIDC issuer. A tag is resolved to its
-// digest first. It returns botcore verify's report and fails when the
-// image does not verify.
+// Verify checks an image's cosign signature against a key or an identity.
+//
+// And with --attestation-type an attestation. The policy is a public key,
+// or for keyless signatures the certificate's identity and OIDC issuer. A
+// tag is resolved to its digest first. Returns botcore verify's report;
+// fails when the image does not verify.
 //
 // +cache="never"
 func (m *Supplychain) Verify(

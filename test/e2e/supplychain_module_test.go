@@ -481,6 +481,8 @@ func TestSupplychainModuleSign(t *testing.T) {
 		logs.WriteString(stderr)
 		if err == nil {
 			t.Error("verify accepted a signature by another key")
+		} else if !strings.Contains(stderr, "signed with another key") {
+			t.Errorf("verify failed, but not for the key:\n%s", tail(stderr, 20))
 		}
 	})
 
