@@ -1,4 +1,4 @@
-// Supply-chain tools for container images: a Trivy vulnerability gate with
+// Supply-chain steps for container images: a Trivy vulnerability gate with
 // JSON and SARIF reports, Syft SPDX SBOMs, and cosign signatures,
 // attestations and verification, all run by the botcore CLI (one static Go
 // binary built from the repository this module lives in).
