@@ -10,15 +10,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"dagger/bot-core/builder"
 	"dagger/bot-core/internal/dagger"
 
-	"github.com/bot-core/delivery/pipelines/labels"
+	"github.com/bot-core/delivery/pipelines/plan"
 	"github.com/bot-core/delivery/pipelines/services"
-	"github.com/bot-core/delivery/pipelines/tags"
 )
 
 // Debian base every platform check runs in. Resolved through the engine's
@@ -165,19 +163,11 @@ func (m *BotCore) Build(
 	if _, err := services.ParsePlatforms(string(platform)); err != nil {
 		return nil, err
 	}
-	if version != "" {
-		if err := tags.ValidateVersion(version); err != nil {
-			return nil, fmt.Errorf("--version: %w", err)
-		}
-	}
-	if sourceDateEpoch < 0 {
-		return nil, fmt.Errorf("--source-date-epoch %d: must be seconds since 1970, not negative", sourceDateEpoch)
-	}
-	created, err := labels.CreatedFromEpoch(strconv.Itoa(sourceDateEpoch))
+	lbl, _, err := plan.ImageLabels(version, "", "", sourceDateEpoch)
 	if err != nil {
-		return nil, fmt.Errorf("--source-date-epoch: %w", err)
+		return nil, withFlag(err)
 	}
-	return m.build(ctx, svcs[0], platform, sourceDateEpoch, labels.Labels(labels.Meta{Version: version, Created: created}))
+	return m.build(ctx, svcs[0], platform, sourceDateEpoch, lbl)
 }
 
 func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platform, epoch int, labels map[string]string) (*dagger.Container, error) {

@@ -18,14 +18,14 @@ import (
 // all before anything leaves the engine; a finding at a gating severity ends
 // the release with every failing image named.
 type gateStage struct {
-	m          *BotCore
+	tools      *dagger.Supplychain
 	db         *dagger.Directory // offline database; nil downloads into a cache volume
 	ignoreFile *dagger.File      // the source's .trivyignore, if any
 }
 
 func (m *BotCore) scanStage(ctx context.Context, db *dagger.Directory) (gateStage, error) {
 	ignore, err := m.optionalFile(ctx, ".trivyignore")
-	return gateStage{m: m, db: db, ignoreFile: ignore}, err
+	return gateStage{tools: m.supplychain(), db: db, ignoreFile: ignore}, err
 }
 
 func (gateStage) String() string { return "scan+sbom" }
@@ -80,8 +80,7 @@ func (s gateStage) Run(ctx context.Context, r *run) error {
 
 // image scans and SBOMs one platform of a service's layout.
 func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform string) (imageReports, error) {
-	sc := s.m.supplychain()
-	res := sc.Scan(a.layout.Dir, platform, dagger.SupplychainScanOpts{
+	res := s.tools.Scan(a.layout.Dir, platform, dagger.SupplychainScanOpts{
 		Name: a.service.Name, Severity: strings.Join(r.plan.Severities, ","), IgnoreUnfixed: r.plan.IgnoreUnfixed,
 		TrivyDb: s.db, Trivyignore: s.ignoreFile,
 	})
@@ -103,7 +102,7 @@ func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform stri
 		return imageReports{}, fmt.Errorf("scan %s %s: findings %q: %w", a.service.Name, platform, counts, err)
 	}
 	maps.DeleteFunc(rep.findings, func(_ string, n int) bool { return n == 0 }) // release.json lists what was found
-	rep.sbom = sc.Sbom(a.layout.Dir, platform, dagger.SupplychainSbomOpts{Name: a.service.Name})
+	rep.sbom = s.tools.Sbom(a.layout.Dir, platform, dagger.SupplychainSbomOpts{Name: a.service.Name})
 	if _, err := rep.sbom.Sync(ctx); err != nil {
 		return imageReports{}, fmt.Errorf("sbom %s %s: %w", a.service.Name, platform, err)
 	}

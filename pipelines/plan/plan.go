@@ -98,13 +98,9 @@ func New(man services.Manifest, req Request) (Plan, error) {
 	if p.Tags, err = tags.Compute(tags.Source{Version: req.Version, Ref: req.GitRef, SHA: req.GitSHA, PR: req.PR}); err != nil {
 		return fail("version", err)
 	}
-	if req.Epoch < 0 {
-		return fail("epoch", ErrNegativeEpoch)
+	if p.Labels, p.Created, err = ImageLabels(req.Version, req.GitSHA, req.SourceURL, req.Epoch); err != nil {
+		return Plan{}, err
 	}
-	if p.Created, err = labels.CreatedFromEpoch(strconv.Itoa(req.Epoch)); err != nil {
-		return fail("epoch", err)
-	}
-	p.Labels = labels.Labels(labels.Meta{Version: req.Version, Revision: req.GitSHA, Source: req.SourceURL, Created: p.Created})
 	if req.Registry != "" {
 		info, err := registry.Detect(req.Registry)
 		if err != nil {
@@ -119,6 +115,25 @@ func New(man services.Manifest, req Request) (Plan, error) {
 		return fail("signing", err)
 	}
 	return p, nil
+}
+
+// ImageLabels are the OCI labels of an image built from a version, commit and
+// source at a SOURCE_DATE_EPOCH, and the created time they stamp. An empty
+// version is allowed (a build outside a release); errors are *FieldError.
+func ImageLabels(version, revision, source string, epoch int) (map[string]string, time.Time, error) {
+	if version != "" {
+		if err := tags.ValidateVersion(version); err != nil {
+			return nil, time.Time{}, &FieldError{Field: "version", Err: err}
+		}
+	}
+	if epoch < 0 {
+		return nil, time.Time{}, &FieldError{Field: "epoch", Err: ErrNegativeEpoch}
+	}
+	created, err := labels.CreatedFromEpoch(strconv.Itoa(epoch))
+	if err != nil {
+		return nil, time.Time{}, &FieldError{Field: "epoch", Err: err}
+	}
+	return labels.Labels(labels.Meta{Version: version, Revision: revision, Source: source, Created: created}), created, nil
 }
 
 // Publishing says whether the release is pushed to a registry.

@@ -97,3 +97,17 @@ func TestCIRefsTagBranchesAndPullRequests(t *testing.T) {
 		t.Errorf("pull request: %v, %v", p.Tags, err)
 	}
 }
+
+func TestImageLabelsOutsideARelease(t *testing.T) {
+	l, created, err := ImageLabels("", "", "", 0)
+	if err != nil || l[labels.LabelVersion] != "" || created.Unix() != 0 {
+		t.Errorf("no version: %v, %v, %v", l, created, err)
+	}
+	var fe *FieldError
+	if _, _, err := ImageLabels("1.0", "", "", 0); !errors.As(err, &fe) || fe.Field != "version" {
+		t.Errorf("bad version: %v", err)
+	}
+	if _, _, err := ImageLabels("", "", "", -1); !errors.Is(err, ErrNegativeEpoch) {
+		t.Errorf("negative epoch: %v", err)
+	}
+}
