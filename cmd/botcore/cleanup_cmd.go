@@ -25,6 +25,8 @@ type cleanupReport struct {
 	Services []serviceCleanup `json:"services"`
 }
 
+func (c *cleanupCmd) Validate() error { return checkServices(c.Service) }
+
 func (c *cleanupCmd) Run(g *Globals, a *app) error {
 	if c.Keep < 1 {
 		return fmt.Errorf("--keep %d is too low: %w; pass --keep 1 or more", c.Keep, registry.ErrKeepTooLow)

@@ -45,6 +45,18 @@ func serviceNames(selected []string) []string {
 	return services.Default().Names()
 }
 
+// checkServices validates --service names before any registry or file is
+// touched: a name is joined to the registry prefix and to pull's output
+// directory, so "../x" must never get that far.
+func checkServices(names []string) error {
+	for _, n := range names {
+		if err := services.ValidateName(n); err != nil {
+			return fmt.Errorf("--service: %w", err)
+		}
+	}
+	return nil
+}
+
 // shortDigest abbreviates a digest for tables ("sha256:0123456789ab"),
 // the way the internal packages print digests too.
 var shortDigest = digests.Short

@@ -55,6 +55,8 @@ type pullResult struct {
 	Platforms []string `json:"platforms"`
 }
 
+func (c *pullCmd) Validate() error { return checkServices(c.Service) }
+
 func (c *pullCmd) Run(g *Globals, a *app) error {
 	if err := tags.ValidateVersion(c.Version); err != nil {
 		return err

@@ -16,6 +16,8 @@ type serviceVersions struct {
 	Tags       []registry.TagInfo `json:"tags"`
 }
 
+func (c *versionsCmd) Validate() error { return checkServices(c.Service) }
+
 func (c *versionsCmd) Run(g *Globals, a *app) error {
 	info, err := g.info()
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bot-core/delivery/pipelines/services"
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
@@ -82,6 +83,11 @@ func (i Info) Prefix() string {
 
 // Repo returns the repository of one service under the prefix.
 func (i Info) Repo(service string) (name.Repository, error) {
+	// Checked before joining: path.Join would turn "../x" into a sibling
+	// repository of the prefix.
+	if err := services.ValidateName(service); err != nil {
+		return name.Repository{}, err
+	}
 	opts := []name.Option{name.StrictValidation}
 	if i.Insecure {
 		opts = append(opts, name.Insecure)

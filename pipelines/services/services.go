@@ -52,6 +52,17 @@ func Default() Manifest {
 // A repository path component as the distribution spec allows it.
 var serviceName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 
+// ValidateName checks that name can be a service: one lower-case
+// repository path component. Service names are joined to registry prefixes
+// and output directories, so "..", "a/b" or "" must never get that far: the
+// CLI, the Dagger module and the registry package all check with this.
+func ValidateName(name string) error {
+	if !serviceName.MatchString(name) {
+		return fmt.Errorf("invalid service name %q: a service is one lower-case repository path component such as rust-core-engine (letters, digits and single . _ - separators, no slashes)", name)
+	}
+	return nil
+}
+
 // ParseManifest reads services.yaml strictly: unknown keys are errors, so a
 // typo does not silently drop a setting.
 func ParseManifest(data []byte) (Manifest, error) {
@@ -77,7 +88,7 @@ func (m Manifest) Validate() error {
 	for i, s := range m.Services {
 		where := fmt.Sprintf("services[%d] %q", i, s.Name)
 		switch {
-		case !serviceName.MatchString(s.Name):
+		case ValidateName(s.Name) != nil:
 			errs = append(errs, fmt.Errorf("%s: name must be lower-case letters, digits and separators (a valid image repository name)", where))
 		case seen[s.Name]:
 			errs = append(errs, fmt.Errorf("%s: declared twice", where))
