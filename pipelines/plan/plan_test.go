@@ -72,6 +72,9 @@ func TestNewNamesTheFieldOfEachMistake(t *testing.T) {
 		{"epoch", func(r *Request) { r.Epoch = -1 }, ErrNegativeEpoch.Error()},
 		{"registry", func(r *Request) { r.Registry = "ghcr.io/Acme/Bot Core" }, "invalid registry reference"},
 		{"registry", func(r *Request) { r.Registry = "ghcr.io/acme/bot-core:v1" }, "it has a tag"},
+		// The CLI's registry detect refuses it with the same words: one parser.
+		{"registry", func(r *Request) { r.Registry = "localhost/bot-core" }, "give localhost's port explicitly"},
+		{"services", func(r *Request) { r.Services = []string{"../x"} }, `unknown service "../x"`},
 		{"severity", func(r *Request) { r.Severity = "HIGH,SEVERE" }, `unknown severity "SEVERE"`},
 		{"signing", func(r *Request) { r.Signing = signpolicy.Inputs{Key: true, IDToken: true} }, signpolicy.ErrKeyAndToken.Error()},
 	} {

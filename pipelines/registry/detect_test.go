@@ -132,3 +132,18 @@ func TestInfoRepo(t *testing.T) {
 		t.Errorf("prefix %q", got)
 	}
 }
+
+func TestRepoRefusesNamesThatLeaveThePrefix(t *testing.T) {
+	info, err := Detect("ghcr.io/acme/bot-core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"../x", "..", "a/b", "", "Rust", "x/../../y", "."} {
+		if repo, err := info.Repo(s); err == nil || !strings.Contains(err.Error(), "invalid service name") {
+			t.Errorf("Repo(%q) = %v, %v; want an invalid service name error", s, repo, err)
+		}
+	}
+	if repo, err := info.Repo("rust-core-engine"); err != nil || repo.String() != "ghcr.io/acme/bot-core/rust-core-engine" {
+		t.Errorf("Repo(rust-core-engine) = %v, %v", repo, err)
+	}
+}
