@@ -53,7 +53,10 @@ func describePolicy(f *verifyFlags) string {
 			iss = "~" + f.CertificateOIDCIssuerRegexp
 		}
 		roots := "the Sigstore public-good trust root"
-		if f.CARoots != "" {
+		switch {
+		case f.TrustedRoot != "":
+			roots = "the Fulcio CAs of the trusted root " + f.TrustedRoot
+		case f.CARoots != "":
 			roots = "the Fulcio roots in " + f.CARoots
 		}
 		s = fmt.Sprintf("cosign keyless signature of each image digest by %s (issuer %s), certificate chained to %s", id, iss, roots)
@@ -63,6 +66,9 @@ func describePolicy(f *verifyFlags) string {
 	}
 	if f.InsecureIgnoreTlog {
 		return s + ", transparency log NOT checked (--insecure-ignore-tlog)"
+	}
+	if f.TrustedRoot != "" {
+		return s + ", with its transparency-log entry signed by a Rekor key of " + f.TrustedRoot
 	}
 	return s + ", with its transparency-log entry in " + f.RekorURL
 }
@@ -120,18 +126,11 @@ func (c *deployCmd) Run(g *Globals, a *app) error {
 		return err
 	}
 
-	kc := deployKeychain{env: a.env}
-	reg := []remote.Option{remote.WithContext(a.ctx), remote.WithAuthFromKeychain(kc), remote.WithUserAgent("botcore")}
-
-	var verifier deploy.Verifier
+	var sigVerifier *signing.Verifier
 	if c.InsecureSkipVerify {
 		a.progress("WARNING: --insecure-skip-verify: image signatures will NOT be verified; whatever the registry serves for %s will run", c.Version)
-	} else {
-		v, err := c.Policy.verifier(a)
-		if err != nil {
-			return err
-		}
-		verifier = signatureVerifier{v: v, desc: describePolicy(&c.Policy), reg: reg}
+	} else if sigVerifier, err = c.Policy.verifier(a); err != nil {
+		return err
 	}
 
 	host, why := dockerEngine(a.ctx, a.env)
@@ -163,13 +162,29 @@ func (c *deployCmd) Run(g *Globals, a *app) error {
 		DockerCLI:     dockerCLI,
 		DockerHost:    host,
 		Docker:        docker,
-		Keychain:      kc,
-		Verifier:      verifier,
 		Log:           a.progress,
 		ComposeOutput: a.stderr,
 	})
 	if err != nil {
 		return err
+	}
+	// The release registry is the DOCKER_REGISTRY the compose file is
+	// interpolated with, which may come from the env file alone.
+	releaseRepo, err := d.Lookup("DOCKER_REGISTRY")
+	if err != nil {
+		return err
+	}
+	kc, err := newDeployKeychain(releaseRepo, a.env)
+	if err != nil {
+		return err
+	}
+	if err := d.SetReleaseRepo(releaseRepo); err != nil {
+		return err
+	}
+	d.Keychain = kc
+	if sigVerifier != nil {
+		reg := []remote.Option{remote.WithContext(a.ctx), remote.WithAuthFromKeychain(kc), remote.WithUserAgent("botcore")}
+		d.Verifier = signatureVerifier{v: sigVerifier, desc: describePolicy(&c.Policy), reg: reg}
 	}
 	composeVersion, composeErr := d.CheckCompose(a.ctx)
 	if composeErr != nil && !c.DryRun {
@@ -193,7 +208,7 @@ func (c *deployCmd) Run(g *Globals, a *app) error {
 		if g.JSON {
 			return a.printJSON(plan)
 		}
-		printPlan(a, plan, composeVersion, composeErr)
+		printPlan(a, plan, kc.describe(), composeVersion, composeErr)
 		return nil
 	}
 	if err := d.Deploy(a.ctx, plan); err != nil {
@@ -227,7 +242,7 @@ func (c *deployCmd) envFile() (string, error) {
 	return "", nil
 }
 
-func printPlan(a *app, p *deploy.Plan, composeVersion string, composeErr error) {
+func printPlan(a *app, p *deploy.Plan, credentials, composeVersion string, composeErr error) {
 	w := a.stdout
 	fmt.Fprintf(w, "Deploy plan: %s of project %s (compose file %s", p.Release.Version, p.Project, p.ComposeFile)
 	if p.EnvFile != "" {
@@ -236,11 +251,25 @@ func printPlan(a *app, p *deploy.Plan, composeVersion string, composeErr error) 
 	fmt.Fprintln(w, ")")
 	fmt.Fprintln(w)
 	tw := a.table()
-	fmt.Fprintln(tw, "SERVICE\tIMAGE\tDIGEST")
+	fmt.Fprintln(tw, "SERVICE\tIMAGE\tDIGEST\tSIGNATURE")
+	var deps []string
 	for _, img := range p.Release.Images {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", img.Service, img.Reference, img.Digest)
+		check := "verified"
+		switch {
+		case img.ThirdParty:
+			check = "NOT verified: third-party image, pinned only"
+		case p.SkipVerify:
+			check = "NOT verified (--insecure-skip-verify)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", img.Service, img.Reference, img.Digest, check)
+		if len(img.DependencyOf) > 0 {
+			deps = append(deps, fmt.Sprintf("%s (needed by %s)", img.Service, strings.Join(img.DependencyOf, ", ")))
+		}
 	}
 	_ = tw.Flush()
+	if len(deps) > 0 {
+		fmt.Fprintf(w, "Dependencies:   %s: compose starts them with the selected services, so they are resolved, verified and pinned too\n", strings.Join(deps, "; "))
+	}
 	fmt.Fprintln(w)
 	engine := p.DockerHost
 	if engine == "" {
@@ -258,37 +287,86 @@ func printPlan(a *app, p *deploy.Plan, composeVersion string, composeErr error) 
 		compose += "   [compose " + composeVersion + "]"
 	}
 	fmt.Fprintf(w, "Docker engine:  %s\n", engine)
+	fmt.Fprintf(w, "Credentials:    %s\n", credentials)
 	fmt.Fprintf(w, "Verification:   %s\n", p.Verification)
 	fmt.Fprintf(w, "Previous:       %s (%s)\n", previous, p.PreviousSource)
+	if p.Rollback != nil {
+		for _, img := range p.Rollback.Images {
+			how := "verified when deployed; verified again before a rollback"
+			switch {
+			case img.ThirdParty:
+				how = "third-party image"
+			case p.SkipVerify:
+				how = "not verified (--insecure-skip-verify)"
+			case !img.Verified:
+				how = "not deployed by botcore: verified before a rollback"
+			}
+			fmt.Fprintf(w, "  running now:  %s %s (%s)\n", img.Service, img.Pinned, how)
+		}
+	}
+	fmt.Fprintf(w, "State file:     %s\n", p.StateFile)
 	fmt.Fprintln(w, "Steps:")
-	fmt.Fprintln(w, "  1. verify the signature of every image digest above; refuse the whole deploy if one fails (nothing pulled, nothing changed)")
-	fmt.Fprintln(w, "  2. pull every image by digest into the Docker engine")
+	fmt.Fprintln(w, "  1. verify the signature of every release image digest above; refuse the whole deploy if one fails (nothing pulled, nothing changed)")
+	fmt.Fprintln(w, "  2. pull every image by digest into the Docker engine; record what runs now in the state file")
 	fmt.Fprintf(w, "  3. VERSION=%s %s\n", p.Release.Version, compose)
 	fmt.Fprintln(w, "     (<pins> is a generated override file pinning each service's image to the verified digest)")
 	fmt.Fprintf(w, "  4. wait up to %s for every service to be healthy\n", p.HealthTimeout)
 	switch {
 	case p.Previous == "":
-		fmt.Fprintln(w, "  5. on failure: no previous version to roll back to; the stack is left as it is")
-	case p.Previous == p.Release.Version:
+		fmt.Fprintln(w, "  5. on failure: "+deploy.NoPrevious+"; the stack is left as it is")
+	case p.Rollback == nil && p.Previous == p.Release.Version:
 		fmt.Fprintf(w, "  5. on failure: %s is already running, nothing older to roll back to; the stack is left as it is\n", p.Previous)
+	case p.Rollback == nil:
+		fmt.Fprintf(w, "  5. on failure: roll back to %s the same way (verify, pull, up, wait for health); as given with --previous, its tag is resolved "+
+			"again at rollback time, so it runs whatever the tag points to then\n", p.Previous)
 	default:
-		fmt.Fprintf(w, "  5. on failure: roll back to %s the same way (verify, pull, up, wait for health)\n", p.Previous)
+		fmt.Fprintf(w, "  5. on failure: roll back to %s: the digests running now (above), verified, up, wait for health\n", p.Previous)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Dry run: nothing was verified, pulled or changed.")
 }
 
-// deployKeychain resolves each registry's credentials the way the other
-// commands do for --registry (env variables only for that registry, cloud
-// token flows, docker config), whatever registry the compose file names.
-type deployKeychain struct{ env func(string) string }
+// deployKeychain hands the credentials meant for the release registry
+// (DOCKER_USERNAME/DOCKER_PASSWORD, GITHUB_TOKEN, the cloud token flows)
+// to that registry's host only. Every other registry a compose file names
+// (a redis from Docker Hub, a quay.io image) gets what the docker config
+// and its credential helpers hold for it, or goes anonymous: the same rule
+// for botcore's own requests and for the X-Registry-Auth dockerd pulls with.
+type deployKeychain struct {
+	host    string         // the release registry; "" when DOCKER_REGISTRY is unset
+	release authn.Keychain // env, cloud, docker config for host
+	config  authn.Keychain // docker config only
+}
+
+func newDeployKeychain(releaseRepo string, env func(string) string) (deployKeychain, error) {
+	// A zero Info names no registry and no cloud kind, so of Keychain's
+	// steps only the docker config answers.
+	k := deployKeychain{config: credentials.Keychain(registry.Info{}, env)}
+	if releaseRepo == "" {
+		return k, nil
+	}
+	info, err := registry.Detect(releaseRepo)
+	if err != nil {
+		return k, fmt.Errorf("DOCKER_REGISTRY: %w", err)
+	}
+	k.host, k.release = info.Registry, credentials.Keychain(info, env)
+	return k, nil
+}
 
 func (k deployKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	info, err := registry.Detect(r.String())
-	if err != nil {
-		return authn.Anonymous, nil
+	if k.host != "" && r.RegistryStr() == k.host {
+		return k.release.Resolve(r)
 	}
-	return credentials.Keychain(info, k.env).Resolve(r)
+	return k.config.Resolve(r)
+}
+
+// describe says which registry gets which credentials, for the
+// plan.
+func (k deployKeychain) describe() string {
+	if k.host == "" {
+		return "the docker config only (DOCKER_REGISTRY is not set, so DOCKER_USERNAME/DOCKER_PASSWORD are sent nowhere)"
+	}
+	return "DOCKER_USERNAME/DOCKER_PASSWORD (or cloud credentials) for " + k.host + " only; any other registry: the docker config, or anonymous"
 }
 
 // composeEnviron is the environment docker compose runs with: the process

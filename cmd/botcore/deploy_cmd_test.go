@@ -6,15 +6,23 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/bot-core/delivery/cmd/botcore/internal/deploy"
 	"github.com/bot-core/delivery/cmd/botcore/internal/dockertest"
 	"github.com/bot-core/delivery/cmd/botcore/internal/signing"
 	"github.com/bot-core/delivery/pipelines/registry/registrytest"
@@ -83,8 +91,8 @@ func keyPair(t *testing.T, dir, base string) (priv, pub string) {
 	return priv, pub
 }
 
-// release is what the test pushed for one version: service -> digest.
-type release map[string]string
+// pushedRelease is what the test pushed for one version: service -> digest.
+type pushedRelease map[string]string
 
 type deployFixture struct {
 	eng     *dockertest.Engine
@@ -93,7 +101,7 @@ type deployFixture struct {
 	dir     string
 	compose string
 	pub     string
-	rels    map[string]release
+	rels    map[string]pushedRelease
 }
 
 // pushRelease pushes each service's image of version; broken names the
@@ -101,7 +109,7 @@ type deployFixture struct {
 // ("" leaves it unsigned).
 func (f *deployFixture) pushRelease(t *testing.T, bin, version string, broken []string, signer map[string]string) {
 	t.Helper()
-	rel := release{}
+	rel := pushedRelease{}
 	for _, s := range deployServices {
 		repo := f.srv.Host + "/bot/" + s
 		rel[s] = f.srv.Push(t, repo+":"+version, dockertest.AppIndex(t, bin, s, version, slices.Contains(broken, s)))
@@ -235,7 +243,7 @@ func TestDeploy(t *testing.T) {
 	dir := t.TempDir()
 	priv, pub := keyPair(t, dir, "cosign")
 	otherPriv, _ := keyPair(t, dir, "other")
-	f := &deployFixture{eng: eng, srv: srv, dir: dir, pub: pub, rels: map[string]release{}, compose: filepath.Join(dir, "docker-compose.prod.yml")}
+	f := &deployFixture{eng: eng, srv: srv, dir: dir, pub: pub, rels: map[string]pushedRelease{}, compose: filepath.Join(dir, "docker-compose.prod.yml")}
 	if err := os.WriteFile(f.compose, []byte(deployCompose), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +274,7 @@ func TestDeploy(t *testing.T) {
 			srv.Host+"/bot/rust-core-engine:v1.0.0", f.rels["v1.0.0"]["rust-core-engine"],
 			srv.Host+"/bot/python-ai-service:v1.0.0", f.rels["v1.0.0"]["python-ai-service"],
 			"cosign signature of each image digest by the key "+pub, "transparency log NOT checked",
-			"Previous:       none", "compose --ansi never --progress plain --project-name "+project, "up --detach --pull never",
+			"Previous:       none (no previous deployment recorded: nothing to roll back to", "compose --ansi never --progress plain --project-name "+project, "up --detach --pull never",
 			"Dry run: nothing was verified, pulled or changed.")
 		if cs := f.containers(t, project); len(cs) != 0 {
 			t.Errorf("dry run created containers: %v", cs)
@@ -295,6 +303,10 @@ func TestDeploy(t *testing.T) {
 		}
 		v11 = f.checkRunning(t, project, "v1.1.0")
 		wantAll(t, r, r.stderr, "v1.1.0 is deployed and healthy")
+		// The state file records what runs and what ran before, by digest.
+		st := f.state(t, project)
+		f.checkState(t, st.Running, "v1.1.0", true)
+		f.checkState(t, st.Previous, "v1.0.0", true)
 	})
 	if t.Failed() {
 		t.FailNow()
@@ -422,7 +434,7 @@ func TestDeploy(t *testing.T) {
 			t.Fatal(r)
 		}
 		wantAll(t, r, r.stderr, "deploy of v1.2.0 failed: service python-ai-service is unhealthy",
-			"no previous version was running, so there is nothing to roll back to: the stack was left as it is")
+			"no previous deployment recorded: nothing to roll back to, the stack was left as it is")
 		cs := f.containers(t, fresh)
 		if len(cs) != 1 || cs["python-ai-service"].health != "unhealthy" || cs["python-ai-service"].version != "v1.2.0" {
 			t.Errorf("containers of %s: %+v", fresh, cs)
@@ -439,10 +451,285 @@ func TestDeploy(t *testing.T) {
 			t.Errorf("mixed versions: %s", r)
 		}
 		r = f.deploy(t, f.args(fresh, "v1.1.0", "--dry-run", "--previous", "v1.0.0")...)
-		if r.code != 0 || !strings.Contains(r.stdout, "Previous:       v1.0.0 (given with --previous)") {
+		if r.code != 0 || !strings.Contains(r.stdout, "Previous:       v1.0.0 (given with --previous)") ||
+			!strings.Contains(r.stdout, "its tag is resolved again at rollback time") {
 			t.Errorf("--previous: %s", r)
 		}
 	})
+
+	t.Run("rollback returns the digests that ran, not the moved tag", func(t *testing.T) {
+		const moved = "botcore-e2e-moved"
+		f.pushRelease(t, bin, "v1.5.0", nil, signedBy(priv))
+		if r := f.deploy(t, f.args(moved, "v1.5.0")...); r.code != 0 {
+			t.Fatal(r)
+		}
+		// The tag v1.5.0 now names other (validly signed) images: resolving
+		// it at rollback time would bring those up instead of what ran.
+		for _, s := range deployServices {
+			srv.Tag(t, srv.Host+"/bot/"+s, "v1.5.0", f.rels["v1.1.0"][s])
+		}
+		r := f.deploy(t, f.args(moved, "v1.2.0")...)
+		if r.code != 1 {
+			t.Fatal(r)
+		}
+		wantAll(t, r, r.stderr, "deploy of v1.2.0 failed: service python-ai-service is unhealthy",
+			"rolling back to v1.5.0, the digests that ran before", "rolled back to v1.5.0, which is running and healthy")
+		f.checkRunning(t, moved, "v1.5.0") // the digests pushed as v1.5.0, not the tag's new target
+		st := f.state(t, moved)
+		f.checkState(t, st.Running, "v1.5.0", true)
+	})
+
+	t.Run("-s deploys the services compose starts with it", func(t *testing.T) {
+		// rust-core-engine depends on python-ai-service: `compose up
+		// rust-core-engine` starts both, so both are verified and pinned.
+		deps := filepath.Join(dir, "depends.yml")
+		withDeps := strings.Replace(deployCompose, "    restart: unless-stopped\n    environment:",
+			"    restart: unless-stopped\n    depends_on:\n      python-ai-service:\n        condition: service_healthy\n    environment:", 1)
+		if err := os.WriteFile(deps, []byte(withDeps), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		const depProject = "botcore-e2e-deps"
+		args := func(version string, extra ...string) []string {
+			a := f.args(depProject, version, append([]string{"--services", "rust-core-engine"}, extra...)...)
+			setFlag(a, "--compose-file", deps)
+			return a
+		}
+		r := f.deploy(t, args("v1.1.0", "--dry-run")...)
+		if r.code != 0 {
+			t.Fatal(r)
+		}
+		wantAll(t, r, r.stdout, "python-ai-service (needed by rust-core-engine)", f.rels["v1.1.0"]["python-ai-service"],
+			"up --detach --pull never python-ai-service rust-core-engine")
+
+		// The dependency's image of v1.4.0 is signed by another key: the
+		// whole deploy is refused though only rust-core-engine was named.
+		r = f.deploy(t, args("v1.4.0")...)
+		if r.code != 1 {
+			t.Fatal(r)
+		}
+		wantAll(t, r, r.stderr, "refusing to deploy v1.4.0: the signature of 1 of 2 images does not verify",
+			"python-ai-service ("+srv.Host+"/bot/python-ai-service:v1.4.0")
+		if cs := f.containers(t, depProject); len(cs) != 0 {
+			t.Errorf("the refused deploy started containers: %v", cs)
+		}
+
+		r = f.deploy(t, args("v1.1.0")...)
+		if r.code != 0 {
+			t.Fatal(r)
+		}
+		wantAll(t, r, r.stderr, "verified python-ai-service", "python-ai-service: healthy", "rust-core-engine: healthy")
+		f.checkRunning(t, depProject, "v1.1.0")
+	})
+
+	t.Run("a stack started by plain docker compose rolls back to what ran", func(t *testing.T) {
+		const plain = "botcore-e2e-plain"
+		// latest names v1.1.0 when the operator starts the stack...
+		for _, s := range deployServices {
+			srv.Tag(t, srv.Host+"/bot/"+s, "latest", f.rels["v1.1.0"][s])
+		}
+		out, err := f.composeUp(t, plain, "latest")
+		if err != nil {
+			t.Fatalf("docker compose up: %v\n%s", err, out)
+		}
+		// ...and the broken release is tagged latest too, as a release does.
+		for _, s := range deployServices {
+			srv.Tag(t, srv.Host+"/bot/"+s, "latest", f.rels["v1.2.0"][s])
+		}
+		if _, err := os.Stat(deploy.StateFile(f.compose, plain)); err == nil {
+			t.Fatal("a state file exists before botcore deployed the project")
+		}
+		r := f.deploy(t, f.args(plain, "v1.2.0", "--dry-run")...)
+		if r.code != 0 {
+			t.Fatal(r)
+		}
+		wantAll(t, r, r.stdout, "Previous:       latest (read from the running containers' com.bot-core.version label)",
+			"running now:  python-ai-service "+srv.Host+"/bot/python-ai-service@"+f.rels["v1.1.0"]["python-ai-service"]+" (not deployed by botcore")
+
+		r = f.deploy(t, f.args(plain, "v1.2.0")...)
+		if r.code != 1 {
+			t.Fatal(r)
+		}
+		wantAll(t, r, r.stderr, "deploy of v1.2.0 failed: service python-ai-service is unhealthy",
+			"verified python-ai-service", "rolled back to latest, which is running and healthy")
+		cs := f.containers(t, plain)
+		for _, s := range deployServices {
+			want := srv.Host + "/bot/" + s + "@" + f.rels["v1.1.0"][s]
+			if c := cs[s]; c.image != want || c.health != "healthy" || c.version != "latest" {
+				t.Errorf("%s after the rollback: %+v, want %s healthy", s, c, want)
+			}
+		}
+		st := f.state(t, plain)
+		f.checkState(t, st.Running, "v1.1.0", true) // verified during the rollback
+	})
+
+	t.Run("release credentials never reach another registry", func(t *testing.T) {
+		pub := newPublicRegistry(t, registrytest.NewBasic(t))
+		cacheDigest := pub.upstream.Push(t, pub.upstream.Host+"/library/cache:7", dockertest.AppIndex(t, bin, "cache", "7", false))
+		third := filepath.Join(dir, "third-party.yml")
+		withCache := deployCompose + `  cache:
+    image: ` + pub.host + `/library/cache:7
+    restart: unless-stopped
+    labels:
+      com.bot-core.version: ${VERSION}
+    healthcheck:
+      test: ["CMD", "/app", "healthcheck"]
+      interval: 1s
+      timeout: 3s
+      retries: 2
+`
+		if err := os.WriteFile(third, []byte(withCache), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		const thirdProject = "botcore-e2e-third"
+		args := f.args(thirdProject, "v1.1.0")
+		setFlag(args, "--compose-file", third)
+		r := f.deploy(t, append(slices.Clone(args), "--dry-run")...)
+		if r.code != 0 {
+			t.Fatal(r)
+		}
+		wantAll(t, r, r.stdout, "DOCKER_USERNAME/DOCKER_PASSWORD (or cloud credentials) for "+srv.Host+" only",
+			pub.host+"/library/cache:7", cacheDigest, "NOT verified: third-party image, pinned only")
+		r = f.deploy(t, args...)
+		if r.code != 0 {
+			t.Fatal(r)
+		}
+		wantAll(t, r, r.stderr, "not verifying "+pub.host+"/library/cache:7: a third-party image")
+		cs := f.containers(t, thirdProject)
+		if c := cs["cache"]; c.image != pub.host+"/library/cache@"+cacheDigest || c.health != "healthy" {
+			t.Errorf("cache: %+v", c)
+		}
+		// The registry saw botcore resolve the image and dockerd pull it,
+		// both answering its challenge, and neither with a password.
+		var botcoreSaw, dockerdSaw bool
+		for _, req := range pub.requests() {
+			if strings.HasPrefix(req.auth, "Basic ") {
+				t.Errorf("%s %s from %q carried basic credentials %q", req.method, req.path, req.agent, req.auth)
+			}
+			if strings.Contains(req.path, "/manifests/") && req.auth == "Bearer "+publicToken {
+				botcoreSaw = botcoreSaw || strings.Contains(req.agent, "botcore")
+				dockerdSaw = dockerdSaw || strings.Contains(req.agent, "docker/")
+			}
+		}
+		if !botcoreSaw || !dockerdSaw {
+			t.Errorf("manifest requests seen: botcore %v, dockerd %v: %+v", botcoreSaw, dockerdSaw, pub.requests())
+		}
+
+		// With DOCKER_REGISTRY only in the env file (the operator exports
+		// nothing but the credentials), it still names the one registry
+		// they are for: resolving the release needs them.
+		envFile := filepath.Join(dir, "registry.env")
+		if err := os.WriteFile(envFile, []byte("GREETING=hello from the env file\nDOCKER_REGISTRY="+srv.Host+"/bot\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		env := maps.Clone(f.env)
+		delete(env, "DOCKER_REGISTRY")
+		r = botcore(t, env, "", append(slices.Clone(args), "--dry-run", "--env-file", envFile)...)
+		if r.code != 0 || !strings.Contains(r.stdout, "DOCKER_USERNAME/DOCKER_PASSWORD (or cloud credentials) for "+srv.Host+" only") {
+			t.Errorf("DOCKER_REGISTRY from the env file: %s", r)
+		}
+	})
+}
+
+// state reads the deploy state of project.
+func (f *deployFixture) state(t *testing.T, project string) *deploy.State {
+	t.Helper()
+	st, err := deploy.LoadState(deploy.StateFile(f.compose, project))
+	if err != nil || st == nil {
+		t.Fatalf("state of %s: %v, %v", project, st, err)
+	}
+	return st
+}
+
+// checkState asserts rel holds the digests pushed for version, each
+// verified or not.
+func (f *deployFixture) checkState(t *testing.T, rel *deploy.Release, version string, verified bool) {
+	t.Helper()
+	if rel == nil {
+		t.Fatalf("no release recorded, want %s", version)
+	}
+	got := map[string]string{}
+	for _, img := range rel.Images {
+		got[img.Service] = img.Digest
+		if img.Verified != verified {
+			t.Errorf("%s of %s: verified %v, want %v", img.Service, version, img.Verified, verified)
+		}
+	}
+	if !maps.Equal(got, map[string]string(f.rels[version])) {
+		t.Errorf("recorded %v, want %s's %v", got, version, f.rels[version])
+	}
+}
+
+// composeUp starts project with plain `docker compose up`, the way an
+// operator might before using botcore, with the registry's credentials in
+// a docker config of its own.
+func (f *deployFixture) composeUp(t *testing.T, project, version string) (string, error) {
+	t.Helper()
+	cfg := t.TempDir()
+	if err := os.Symlink(filepath.Join(f.eng.ConfigDir, "cli-plugins"), filepath.Join(cfg, "cli-plugins")); err != nil {
+		t.Fatal(err)
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte(f.srv.User + ":" + f.srv.Password))
+	if err := os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"auths":{"`+f.srv.Host+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("docker", "compose", "--project-name", project, "--file", f.compose, "up", "--detach", "--wait")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "DOCKER_HOST=" + f.eng.Host, "DOCKER_CONFIG=" + cfg,
+		"DOCKER_REGISTRY=" + f.srv.Host + "/bot", "VERSION=" + version}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// publicToken is the token publicRegistry hands to anyone.
+const publicToken = "anonymous-pull"
+
+// publicRegistry is a third-party registry like Docker Hub: it challenges
+// every request for a bearer token and gives one to anonymous clients too,
+// so a client holding credentials for it would send them (to the token
+// endpoint) while one without gets by. It records every Authorization
+// header it receives, and serves upstream's content.
+type publicRegistry struct {
+	host     string
+	upstream *registrytest.Server
+	mu       sync.Mutex
+	seen     []seenRequest
+}
+
+type seenRequest struct{ method, path, auth, agent string }
+
+func newPublicRegistry(t *testing.T, upstream *registrytest.Server) *publicRegistry {
+	p := &publicRegistry{upstream: upstream}
+	target, err := url.Parse(upstream.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.seen = append(p.seen, seenRequest{r.Method, r.URL.Path, r.Header.Get("Authorization"), r.UserAgent()})
+		p.mu.Unlock()
+		if r.URL.Path == "/token" {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"token": publicToken, "expires_in": 300})
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+publicToken {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+p.host+`/token",service="public"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		r.SetBasicAuth(upstream.User, upstream.Password)
+		r.Host = target.Host
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.host = strings.TrimPrefix(srv.URL, "http://")
+	return p
+}
+
+func (p *publicRegistry) requests() []seenRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.seen)
 }
 
 // TestDeployUsage covers what needs no engine: the flags that must (not)

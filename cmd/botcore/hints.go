@@ -136,6 +136,8 @@ func verificationHint(e *signing.VerificationError) string {
 		return "if it was signed with --tlog-upload=false, verify with --insecure-ignore-tlog"
 	case signing.ReasonNotKeyless:
 		return "verify with --key"
+	case signing.ReasonNotInTrustedRoot:
+		return "pass --trusted-root with the trusted root of the Sigstore that signed it (botcore trust-root save)"
 	}
 	return ""
 }

@@ -42,6 +42,8 @@ type CLI struct {
 	Attest   attestCmd   `cmd:"" help:"Attach a signed in-toto attestation (e.g. an SPDX SBOM) to an image digest."`
 	Verify   verifyCmd   `cmd:"" help:"Verify the cosign signature (and optionally an attestation) of an image."`
 	Deploy   deployCmd   `cmd:"" help:"Deploy a release with docker compose: verify every image's signature, pull, up, wait for health, roll back on failure (--dry-run prints the plan)."`
+
+	TrustRoot trustRootCmd `cmd:"" name:"trust-root" help:"Save the Sigstore trusted root, so a host without network can verify keyless signatures (--trusted-root)."`
 }
 
 // Globals are the flags every command takes. A flag tagged envvar falls back
@@ -50,7 +52,7 @@ type CLI struct {
 type Globals struct {
 	RegistryRef string   `name:"registry" placeholder:"PREFIX" envvar:"DOCKER_REGISTRY" help:"Registry prefix the services are published under, e.g. ghcr.io/acme/bot-core; each service is <prefix>/<service> (env: DOCKER_REGISTRY)."`
 	JSON        bool     `name:"json" help:"Print machine-readable JSON on stdout instead of tables."`
-	ConnectTo   []string `name:"connect-to" placeholder:"HOST:PORT:CONNECT_HOST:CONNECT_PORT" envvar:"BOTCORE_CONNECT_TO" help:"Connect to CONNECT_HOST:CONNECT_PORT whenever HOST:PORT is needed, keeping URLs, Host headers and TLS names (curl's --connect-to; repeatable; env: BOTCORE_CONNECT_TO, comma-separated)."`
+	ConnectTo   []string `name:"connect-to" placeholder:"HOST:PORT:CONNECT_HOST:CONNECT_PORT" envvar:"BOTCORE_CONNECT_TO" help:"Connect to CONNECT_HOST:CONNECT_PORT whenever HOST:PORT is needed, keeping URLs, Host headers and TLS names (curl's --connect-to without wildcards: every field is required; repeatable; env: BOTCORE_CONNECT_TO, comma-separated, which deploy ignores)."`
 }
 
 // app carries what commands need from the outside world.
@@ -101,7 +103,7 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		kong.Description("Operator CLI for the bot-core images: check the setup, then inspect, list, pull and clean up what the release pipeline published."),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitRequest(code)) }),
-		kong.Resolvers(envResolver(env)),
+		kong.Resolvers(envResolver(env, stderr)),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		cliVars(),
 	)
@@ -129,14 +131,20 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 }
 
 // envResolver fills flags tagged envvar:"NAME" from env when the command
-// line does not set them.
-func envResolver(env func(string) string) kong.Resolver {
-	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+// line does not set them, except BOTCORE_CONNECT_TO for deploy (a warning
+// on stderr says so): deploy reaches production registries, and only an
+// explicit --connect-to may redirect them.
+func envResolver(env func(string) string, stderr io.Writer) kong.Resolver {
+	return kong.ResolverFunc(func(kctx *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
 		if flag.Tag == nil {
 			return nil, nil
 		}
 		if name := flag.Tag.Get("envvar"); name != "" {
 			if v := env(name); v != "" {
+				if sel := kctx.Selected(); name == connectToEnv && sel != nil && sel.Name == "deploy" {
+					fmt.Fprintf(stderr, "botcore: warning: deploy ignores %s=%q; pass --connect-to to redirect its connections\n", name, v)
+					return nil, nil
+				}
 				return v, nil
 			}
 		}

@@ -391,11 +391,17 @@ func TestCleanup(t *testing.T) {
 	env := envFor(t, srv)
 	before := srv.Tags(t, s.repo)
 
-	doomed := []string{"v1.2.0", "v1.1.2", "v1.1.1", "v1.1.0", "v1.0.3", "v1.0.2", "v1.0.0", registry.CosignTag(s.digests["v1.0.0"], "sig")}
-	wantDeleted := map[string]bool{}
+	doomed := []string{"v1.2.0", "v1.1.2", "v1.1.1", "v1.1.0", "v1.0.3", "v1.0.2", "v1.0.0"}
+	wantPromised := map[string]bool{}
 	for _, tag := range doomed {
-		wantDeleted[s.digests[tag]] = true
+		wantPromised[s.digests[tag]] = true
 	}
+	// The signature of a deleted release goes with it.
+	wantDeleted := map[string]bool{}
+	for d := range wantPromised {
+		wantDeleted[d] = true
+	}
+	wantDeleted[s.digests[registry.CosignTag(s.digests["v1.0.0"], "sig")]] = true
 
 	// Dry run: lists, deletes nothing.
 	r := botcore(t, env, "", "--json", "cleanup", "--keep", "3", "-s", svc)
@@ -414,7 +420,7 @@ func TestCleanup(t *testing.T) {
 	for _, d := range plan.Delete {
 		promised[d.Digest] = true
 	}
-	if !reflect.DeepEqual(promised, wantDeleted) {
+	if !reflect.DeepEqual(promised, wantPromised) {
 		t.Errorf("promised %v\nwant %v", plan.Delete, doomed)
 	}
 	if want := []string{"2.0.0-rc.1", "1.2.3", "1.2.2", "1.2.1"}; !reflect.DeepEqual(plan.KeptReleases, want) {
@@ -425,7 +431,7 @@ func TestCleanup(t *testing.T) {
 		t.Errorf("dry run changed tags: %v -> %v", before, after)
 	}
 	r = botcore(t, env, "", "cleanup", "--keep", "3", "-s", svc)
-	if r.code != 0 || !strings.Contains(r.stdout, "dry run: would delete 8 digests (8 tags) in 1 repository") {
+	if r.code != 0 || !strings.Contains(r.stdout, "dry run: would delete 7 releases (22 manifests, 8 tags) in 1 repository") {
 		t.Errorf("dry run table: %s", r)
 	}
 
@@ -439,7 +445,7 @@ func TestCleanup(t *testing.T) {
 
 	// --yes deletes exactly the promised digests.
 	r = botcore(t, env, "", "cleanup", "--keep", "3", "-s", svc, "--yes")
-	if r.code != 0 || !strings.Contains(r.stdout, "deleted 8 digests (8 tags) in 1 repository") {
+	if r.code != 0 || !strings.Contains(r.stdout, "deleted 7 releases (22 manifests, 8 tags) in 1 repository") {
 		t.Fatalf("cleanup --yes: %s", r)
 	}
 	for tag, d := range s.digests {
@@ -467,7 +473,7 @@ func TestCleanup(t *testing.T) {
 
 	// Nothing left to do.
 	r = botcore(t, env, "", "cleanup", "--keep", "3", "-s", svc, "--yes")
-	if r.code != 0 || !strings.Contains(r.stdout, "deleted 0 digests (0 tags)") {
+	if r.code != 0 || !strings.Contains(r.stdout, "deleted 0 releases (0 manifests, 0 tags)") {
 		t.Errorf("second cleanup: %s", r)
 	}
 	r = botcore(t, env, "", "cleanup", "--keep", "0", "-s", svc)

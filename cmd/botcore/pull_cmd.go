@@ -40,9 +40,12 @@ type pullCmd struct {
 	Version string   `required:"" placeholder:"V" help:"Release to pull, e.g. v1.2.3 (a semantic version, as released)."`
 	Service []string `short:"s" placeholder:"S" help:"Service to pull (repeatable; default: rust-core-engine, python-ai-service, nextjs-ui-dashboard)."`
 	Output  string   `short:"o" placeholder:"DIR" default:"images" help:"Directory for the OCI layouts, one per service (DIR/<service>; default ./images/<service>), written when no Docker engine answers."`
-	Verify  bool     `help:"Verify each image's cosign signature first and refuse unsigned images or other signers (policy: --key, or --certificate-identity with --certificate-oidc-issuer; see botcore verify)."`
+	// Verify predates verification by default; accepting it keeps old
+	// scripts working.
+	Verify             bool `help:"Accepted for compatibility: pull always verifies each image's cosign signature first (policy: --key, or --certificate-identity with --certificate-oidc-issuer; see botcore verify)."`
+	InsecureSkipVerify bool `name:"insecure-skip-verify" help:"DANGEROUS: pull without verifying image signatures."`
 
-	Policy verifyFlags `embed:"" group:"Verification (with --verify)"`
+	Policy verifyFlags `embed:"" group:"Verification"`
 }
 
 // pullResult is what pull reports per service.
@@ -67,12 +70,16 @@ func (c *pullCmd) Run(g *Globals, a *app) error {
 	}
 	opts := a.remoteOptions(info)
 	var verifier *signing.Verifier
-	if !c.Verify && c.Policy.given() {
-		return errors.New("--key, --certificate-identity and --certificate-oidc-issuer only apply with --verify: add --verify")
-	}
-	if c.Verify {
+	switch {
+	case c.InsecureSkipVerify && (c.Verify || c.Policy.given()):
+		return errors.New("--insecure-skip-verify contradicts --verify and the verification flags given: drop one or the other")
+	case c.InsecureSkipVerify:
+		a.progress("WARNING: --insecure-skip-verify: image signatures will NOT be verified; whatever the registry serves for %s will be pulled", c.Version)
+	case !c.Policy.given():
+		return errors.New("pull verifies every image's signature, but no policy was given: pass --key, or --certificate-identity with --certificate-oidc-issuer, or --insecure-skip-verify to pull unverified images")
+	default:
 		if verifier, err = c.Policy.verifier(a); err != nil {
-			return fmt.Errorf("pull --verify: %w", err)
+			return fmt.Errorf("pull: %w", err)
 		}
 	}
 

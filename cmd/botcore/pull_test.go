@@ -83,10 +83,13 @@ func TestPullOCILayout(t *testing.T) {
 	d2 := seedRelease(t, srv, "python-ai-service", "v1.2.3")
 	env := pullEnv(t, srv)
 	out := t.TempDir()
-	args := []string{"pull", "--version", "v1.2.3", "--service", "rust-core-engine", "--service", "python-ai-service", "--output", out}
+	args := []string{"pull", "--version", "v1.2.3", "--service", "rust-core-engine", "--service", "python-ai-service", "--output", out, "--insecure-skip-verify"}
 	r := botcore(t, env, "", args...)
 	if r.code != 0 {
 		t.Fatal(r)
+	}
+	if !strings.Contains(r.stderr, "WARNING: --insecure-skip-verify: image signatures will NOT be verified") {
+		t.Errorf("no warning about skipping verification:\n%s", r)
 	}
 	checkLayout(t, filepath.Join(out, "rust-core-engine"), d1, "v1.2.3")
 	checkLayout(t, filepath.Join(out, "python-ai-service"), d2, "v1.2.3")
@@ -113,7 +116,7 @@ func TestPullOCILayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = os.Chdir(wd) }()
-	if r := botcore(t, env, "", "pull", "--version", "v1.2.3", "-s", "rust-core-engine"); r.code != 0 {
+	if r := botcore(t, env, "", "pull", "--version", "v1.2.3", "-s", "rust-core-engine", "--insecure-skip-verify"); r.code != 0 {
 		t.Fatal(r)
 	}
 	checkLayout(t, filepath.Join(tmp, "images", "rust-core-engine"), d1, "v1.2.3")
@@ -125,7 +128,7 @@ func TestPullErrors(t *testing.T) {
 	env := pullEnv(t, srv)
 	out := t.TempDir()
 
-	r := botcore(t, env, "", "pull", "--version", "v9.9.9", "-s", "rust-core-engine", "-o", out)
+	r := botcore(t, env, "", "pull", "--version", "v9.9.9", "-s", "rust-core-engine", "-o", out, "--insecure-skip-verify")
 	want := "botcore: tag v9.9.9 does not exist in " + srv.Host + "/bot/rust-core-engine: run `botcore versions` to list the published tags\n"
 	if r.code != 1 || !strings.HasSuffix(r.stderr, want) {
 		t.Errorf("missing version: %s", r)
@@ -138,16 +141,30 @@ func TestPullErrors(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, `invalid version "latest"`) {
 		t.Errorf("invalid version: %s", r)
 	}
-	r = botcore(t, env, "", "pull", "--version", "v1.2.3", "--verify", "-o", out)
-	if r.code != 1 || !strings.Contains(r.stderr, "botcore: pull --verify: nothing to verify against") || !strings.Contains(r.stderr, ": give the key (--key) or the expected signer") {
-		t.Errorf("--verify without a policy: %s", r)
+	// Pull verifies by default: without a policy it refuses before
+	// touching the output directory; --verify is accepted and changes
+	// nothing.
+	for _, extra := range [][]string{nil, {"--verify"}} {
+		r = botcore(t, env, "", append([]string{"pull", "--version", "v1.2.3", "-o", out}, extra...)...)
+		wantError(t, r, "pull verifies every image's signature, but no policy was given: pass --key, or --certificate-identity with --certificate-oidc-issuer, or --insecure-skip-verify")
+	}
+	r = botcore(t, env, "", "pull", "--version", "v1.2.3", "-o", out, "--certificate-identity", "ci@example.com")
+	wantError(t, r, "pull: keyless verification needs the expected OIDC issuer", "add --certificate-oidc-issuer")
+	r = botcore(t, env, "", "pull", "--version", "v1.2.3", "-o", out, "--trusted-root", "trusted_root.json")
+	wantError(t, r, "pull: nothing to verify against", "give the key (--key) or the expected signer")
+	for _, extra := range [][]string{{"--verify"}, {"--key", "cosign.pub"}, {"--certificate-identity", "ci@example.com"}, {"--trusted-root", "trusted_root.json"}} {
+		r = botcore(t, env, "", append([]string{"pull", "--version", "v1.2.3", "-o", out, "--insecure-skip-verify"}, extra...)...)
+		wantError(t, r, "--insecure-skip-verify contradicts --verify and the verification flags given")
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("a refused pull wrote %v", entries)
 	}
 	r = botcore(t, env, "", "pull")
 	if r.code != 2 || !strings.Contains(r.stderr, "--version") {
 		t.Errorf("no --version: %s", r)
 	}
 	env["DOCKER_PASSWORD"] = "wrong"
-	r = botcore(t, env, "", "pull", "--version", "v1.2.3", "-s", "rust-core-engine", "-o", out)
+	r = botcore(t, env, "", "pull", "--version", "v1.2.3", "-s", "rust-core-engine", "-o", out, "--insecure-skip-verify")
 	if r.code != 1 || !strings.Contains(r.stderr, "rejected the credentials") {
 		t.Errorf("wrong password: %s", r)
 	}
@@ -218,7 +235,7 @@ func TestPullIntoDocker(t *testing.T) {
 	env := envFor(t, srv)
 	env["DOCKER_HOST"] = "unix://" + sock
 	out := t.TempDir()
-	r := botcore(t, env, "", "pull", "--version", "v1.2.3", "-s", "rust-core-engine", "-o", out)
+	r := botcore(t, env, "", "pull", "--version", "v1.2.3", "-s", "rust-core-engine", "-o", out, "--insecure-skip-verify")
 	if r.code != 0 {
 		t.Fatal(r)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/bot-core/delivery/cmd/botcore/internal/credentials"
 	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/bot-core/delivery/pipelines/services"
+	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -22,7 +24,7 @@ import (
 
 type registryCmd struct {
 	Detect detectCmd `cmd:"" help:"Recognise a registry prefix and print its kind and facts."`
-	Login  loginCmd  `cmd:"" help:"Verify credentials against the registry and save them to the docker config, like docker login."`
+	Login  loginCmd  `cmd:"" help:"Verify credentials against the registry and save them like docker login: through the docker config's credential helper (credHelpers, credsStore) when it names one, else in config.json."`
 }
 
 type detectCmd struct {
@@ -83,6 +85,9 @@ type loginResult struct {
 	Username   string `json:"username"`
 	Checked    string `json:"checked_push_to"`
 	ConfigFile string `json:"config_file"`
+	// CredentialHelper is the program that stores the credentials when the
+	// docker config names one; config.json then holds no secret for them.
+	CredentialHelper string `json:"credential_helper,omitempty"`
 }
 
 func (c *loginCmd) Run(g *Globals, a *app) error {
@@ -141,19 +146,47 @@ func (c *loginCmd) Run(g *Globals, a *app) error {
 		}
 		dir = filepath.Join(home, ".docker")
 	}
-	path, warning, err := saveAuth(dir, credentials.ConfigAuthKey(info), user, pass)
+	key := credentials.ConfigAuthKey(info)
+	res := loginResult{Registry: info.Registry, Username: user, Checked: repo.String()}
+	res.ConfigFile, res.CredentialHelper, err = storeLogin(dir, key, user, pass)
 	if err != nil {
 		return err
 	}
-	if warning != "" {
-		a.progress("warning: %s", warning)
-	}
-	res := loginResult{Registry: info.Registry, Username: user, Checked: repo.String(), ConfigFile: path}
 	if g.JSON {
 		return a.printJSON(res)
 	}
-	fmt.Fprintf(a.stdout, "Login Succeeded: %s can push to %s; credentials saved to %s\n", user, repo, path)
+	where := res.ConfigFile
+	if res.CredentialHelper != "" {
+		where = fmt.Sprintf("the credential helper %s (named in %s)", res.CredentialHelper, res.ConfigFile)
+	}
+	fmt.Fprintf(a.stdout, "Login Succeeded: %s can push to %s; credentials saved to %s\n", user, repo, where)
 	return nil
+}
+
+// storeLogin saves the credentials where docker login would: through the
+// credential helper the config names for key (credHelpers[key], else
+// credsStore), or as auth in dir/config.json when it names none. A
+// platform default store is not guessed: docker picks one only when its
+// program is installed, and botcore's keychain reads what the config says.
+func storeLogin(dir, key, user, pass string) (path, helper string, err error) {
+	path = filepath.Join(dir, config.ConfigFileName)
+	cf, err := config.Load(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("cannot update the docker config: %v, so fix or remove %s first", err, path)
+	}
+	helper = cf.CredentialHelpers[key]
+	if helper == "" {
+		helper = cf.CredentialsStore
+	}
+	if helper == "" {
+		return path, "", saveAuth(dir, key, user, pass)
+	}
+	// The helper keeps the secret; docker's store then writes an empty
+	// auths entry (dropping any plaintext auth an earlier login left).
+	if err := cf.GetCredentialsStore(key).Store(types.AuthConfig{ServerAddress: key, Username: user, Password: pass}); err != nil {
+		return "", "", fmt.Errorf("cannot save the credentials with the credential helper docker-credential-%s that %s names (%v), so install it on PATH or change the config", helper, path, err)
+	}
+	return path, "docker-credential-" + helper, nil
 }
 
 // staticKeychain answers every resource with one authenticator.
@@ -162,73 +195,58 @@ type staticKeychain struct{ auth authn.Authenticator }
 func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
 
 // saveAuth merges {"auth": base64(user:pass)} under auths[key] into
-// dir/config.json the way docker login does, keeping every other setting,
-// and writes it atomically with mode 0600. The warning is set when a
-// credential store would shadow the entry.
-func saveAuth(dir, key, user, pass string) (path, warning string, err error) {
-	path = filepath.Join(dir, "config.json")
+// dir/config.json the way docker login does without a credential store,
+// keeping every other setting, and writes it atomically with mode 0600.
+func saveAuth(dir, key, user, pass string) error {
+	path := filepath.Join(dir, config.ConfigFileName)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", fmt.Errorf("cannot create the docker config directory %s: %w", dir, err)
+		return fmt.Errorf("cannot create the docker config directory %s: %w", dir, err)
 	}
 	top := map[string]json.RawMessage{}
 	if b, err := os.ReadFile(path); err == nil {
 		if len(bytes.TrimSpace(b)) > 0 {
 			if err := json.Unmarshal(b, &top); err != nil {
-				return "", "", fmt.Errorf("cannot update %s: it is not valid JSON (%v), so fix or remove it first", path, err)
+				return fmt.Errorf("cannot update %s: it is not valid JSON (%v), so fix or remove it first", path, err)
 			}
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", "", fmt.Errorf("cannot read %s: %w", path, err)
+		return fmt.Errorf("cannot read %s: %w", path, err)
 	}
 	auths := map[string]map[string]any{}
 	if raw, ok := top["auths"]; ok {
 		if err := json.Unmarshal(raw, &auths); err != nil {
-			return "", "", fmt.Errorf("cannot update %s: its \"auths\" is not an object of entries (%v)", path, err)
+			return fmt.Errorf("cannot update %s: its \"auths\" is not an object of entries (%v)", path, err)
 		}
 	}
 	auths[key] = map[string]any{"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))}
 	raw, err := json.Marshal(auths)
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	top["auths"] = raw
 
-	var helpers map[string]string
-	if h, ok := top["credHelpers"]; ok {
-		_ = json.Unmarshal(h, &helpers)
-	}
-	var store string
-	if s, ok := top["credsStore"]; ok {
-		_ = json.Unmarshal(s, &store)
-	}
-	if h := helpers[key]; h != "" {
-		warning = fmt.Sprintf("%s sets credHelpers[%q] = %q, so docker and botcore ask that helper instead of the saved entry", path, key, h)
-	} else if store != "" {
-		warning = fmt.Sprintf("%s sets credsStore %q, so docker and botcore ask that store instead of the saved entry", path, store)
-	}
-
 	out, err := json.MarshalIndent(top, "", "\t")
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	tmp, err := os.CreateTemp(dir, ".config.json.*")
 	if err != nil {
-		return "", "", fmt.Errorf("cannot write the docker config in %s: %w", dir, err)
+		return fmt.Errorf("cannot write the docker config in %s: %w", dir, err)
 	}
 	defer os.Remove(tmp.Name())
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
-		return "", "", fmt.Errorf("cannot write %s: %w", path, err)
+		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	if _, err := tmp.Write(append(out, '\n')); err != nil {
 		tmp.Close()
-		return "", "", fmt.Errorf("cannot write %s: %w", path, err)
+		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", "", fmt.Errorf("cannot write %s: %w", path, err)
+		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", "", fmt.Errorf("cannot write %s: %w", path, err)
+		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	return path, warning, nil
+	return nil
 }

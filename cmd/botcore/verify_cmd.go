@@ -11,14 +11,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// verifyFlags are the verification policy verify and pull --verify share.
+// verifyFlags are the verification policy verify, pull and deploy share.
 type verifyFlags struct {
 	Key                         string `name:"key" placeholder:"REF" help:"Verify key signatures with this public key: a file (cosign.pub), env:VAR (or env://VAR) holding the PEM, or a cosign key URI."`
 	CertificateIdentity         string `name:"certificate-identity" placeholder:"ID" help:"Keyless: the signer the certificate must name, e.g. an email or https://github.com/acme/bot-core/.github/workflows/release.yml@refs/tags/v1.2.3."`
 	CertificateIdentityRegexp   string `name:"certificate-identity-regexp" placeholder:"RE" help:"Keyless: a regular expression the signer must match instead."`
 	CertificateOIDCIssuer       string `name:"certificate-oidc-issuer" placeholder:"URL" help:"Keyless: the OIDC issuer that vouched for the signer, e.g. https://token.actions.githubusercontent.com."`
 	CertificateOIDCIssuerRegexp string `name:"certificate-oidc-issuer-regexp" placeholder:"RE" help:"Keyless: a regular expression the issuer must match instead."`
-	CARoots                     string `name:"ca-roots" placeholder:"FILE" envvar:"SIGSTORE_ROOT_FILE" help:"Keyless: PEM root certificate (and intermediates) of a private Fulcio (env: SIGSTORE_ROOT_FILE; default: the public-good Sigstore root from TUF)."`
+	CARoots                     string `name:"ca-roots" placeholder:"FILE" envvar:"SIGSTORE_ROOT_FILE" help:"Keyless: PEM root certificate (and intermediates) of a private Fulcio (env: SIGSTORE_ROOT_FILE; default: the public-good Sigstore root from TUF); --trusted-root holds these too, so give one or the other."`
+	TrustedRoot                 string `name:"trusted-root" placeholder:"FILE" help:"Verify against this Sigstore trusted root (trusted_root.json from botcore trust-root save: Fulcio CAs, Rekor and CT log keys) instead of the public-good one from TUF; nothing is fetched, so this works offline."`
 	InsecureIgnoreTlog          bool   `name:"insecure-ignore-tlog" help:"Accept signatures without a transparency-log entry (signed with --tlog-upload=false); keyless ones then only verify while their 10-minute certificate is valid."`
 	InsecureIgnoreSCT           bool   `name:"insecure-ignore-sct" help:"Keyless: accept certificates without a certificate-transparency timestamp (a private Fulcio without a CT log)."`
 	RekorURL                    string `name:"rekor-url" placeholder:"URL" default:"${rekor_url}" help:"Rekor transparency log to check the signatures against (default: ${default})."`
@@ -32,18 +33,44 @@ func (f *verifyFlags) verifier(a *app) (*signing.Verifier, error) {
 		CertificateOIDCIssuer:       f.CertificateOIDCIssuer,
 		CertificateOIDCIssuerRegexp: f.CertificateOIDCIssuerRegexp,
 		CARoots:                     f.CARoots,
+		TrustedRoot:                 f.TrustedRoot,
 		IgnoreTlog:                  f.InsecureIgnoreTlog,
 		IgnoreSCT:                   f.InsecureIgnoreSCT,
 		RekorURL:                    f.RekorURL,
 		Env:                         a.env,
 	})
-	return v, withHint(err)
+	return v, policyHint(err)
 }
 
-// given reports whether any policy flag was set (the defaults aside).
+// policyHint is withHint with the advice that depends on --trusted-root,
+// which only the commands that verify know of.
+func policyHint(err error) error {
+	var tre *signing.TrustedRootError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, signing.ErrTrustRoot):
+		return &hinted{err, "check the network, or pass --trusted-root with a trusted root saved by `botcore trust-root save` on a connected host (or --ca-roots with your Fulcio's root)"}
+	case errors.Is(err, signing.ErrTrustedRootAndCARoots):
+		return &hinted{err, "drop --ca-roots (or unset SIGSTORE_ROOT_FILE): the trusted root holds the Fulcio CAs"}
+	case errors.Is(err, signing.ErrTrustedRootNoCA):
+		return &hinted{err, "save one with --fulcio-roots (botcore trust-root save), or verify with --key"}
+	case errors.Is(err, signing.ErrTrustedRootNoRekor):
+		return &hinted{err, "save one with --rekor-public-key (botcore trust-root save), or pass --insecure-ignore-tlog for images signed with --tlog-upload=false"}
+	case errors.Is(err, signing.ErrTrustedRootNoCTLog):
+		return &hinted{err, "save one with --ctlog-public-key (botcore trust-root save), or pass --insecure-ignore-sct for a Fulcio without a CT log"}
+	case errors.As(err, &tre):
+		return &hinted{err, "save one with `botcore trust-root save FILE`"}
+	}
+	return withHint(err)
+}
+
+// given reports whether any policy flag was set (the defaults aside). A
+// trusted root counts: it only matters to a verification, so giving it
+// with --insecure-skip-verify is a contradiction too.
 func (f *verifyFlags) given() bool {
 	return f.Key != "" || f.CertificateIdentity != "" || f.CertificateIdentityRegexp != "" ||
-		f.CertificateOIDCIssuer != "" || f.CertificateOIDCIssuerRegexp != ""
+		f.CertificateOIDCIssuer != "" || f.CertificateOIDCIssuerRegexp != "" || f.TrustedRoot != ""
 }
 
 type verifyCmd struct {

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // TagRef is a tag and the digest it points to.
@@ -19,11 +22,19 @@ type TagRef struct {
 	Digest string `json:"digest"`
 }
 
-// Deletion is one manifest to delete by digest, with every tag on it (all
-// of which go with it).
+// Deletion is one release manifest to delete by digest, with every tag on it
+// (all of which go with it) and what belongs to it alone.
 type Deletion struct {
 	Digest string   `json:"digest"`
 	Tags   []string `json:"tags"`
+	// Platforms are the manifests of an index that nothing kept needs; they
+	// are deleted after the index, so no registry sees them referenced.
+	Platforms []string `json:"platforms,omitempty"`
+	// Attachments are the cosign tags (.sig, .att, .sbom) of Digest and of
+	// its Platforms: cosign sign --recursive signs every platform manifest
+	// too. They are deleted first, so an interrupted cleanup leaves a
+	// release that the next run still finds, never unreachable signatures.
+	Attachments []TagRef `json:"attachments,omitempty"`
 }
 
 // Kept is a digest the plan keeps, with the reasons.
@@ -43,13 +54,36 @@ type CleanupPlan struct {
 	Delete       []Deletion `json:"delete"`
 }
 
-// DeletedTags counts the tags that go with the planned deletions.
+// DeletedTags counts the tags that go with the planned deletions, cosign
+// attachment tags included.
 func (p CleanupPlan) DeletedTags() int {
-	n := 0
+	tags := map[string]bool{}
 	for _, d := range p.Delete {
-		n += len(d.Tags)
+		for _, t := range d.Tags {
+			tags[t] = true
+		}
+		for _, a := range d.Attachments {
+			tags[a.Tag] = true
+		}
 	}
-	return n
+	return len(tags)
+}
+
+// DeletedManifests counts every manifest the planned deletions remove:
+// release manifests, their platform manifests and their attachments (a
+// platform manifest two deleted indexes share counts once).
+func (p CleanupPlan) DeletedManifests() int {
+	digests := map[string]bool{}
+	for _, d := range p.Delete {
+		digests[d.Digest] = true
+		for _, pl := range d.Platforms {
+			digests[pl] = true
+		}
+		for _, a := range d.Attachments {
+			digests[a.Digest] = true
+		}
+	}
+	return len(digests)
 }
 
 // ErrKeepTooLow is the error (wrapped) of PlanCleanup and Cleanup when asked
@@ -65,6 +99,25 @@ func checkKeep(keep int) error {
 	return nil
 }
 
+// Protected are digests that cleanup keeps whatever the keep rule says,
+// each with the reasons (e.g. "deployed v1.2.3 (state file X)"). The
+// digests come from outside the registry (deploy state files, release
+// manifests, the operator), which this package does not read: it stays
+// free of the CLI's packages.
+type Protected map[string][]string
+
+// Add protects digest for reason; a digest that is not sha256:<64 hex> is
+// an error, so a typo never silently protects nothing.
+func (p Protected) Add(digest, reason string) error {
+	if _, err := v1.NewHash(digest); err != nil {
+		return fmt.Errorf("%q is not an image digest (sha256:<64 hex digits>)", digest)
+	}
+	if !slices.Contains(p[digest], reason) {
+		p[digest] = append(p[digest], reason)
+	}
+	return nil
+}
+
 // PlanCleanup decides, without touching the registry, which digests of a
 // repository to delete so that the newest keep releases remain. The rules:
 //
@@ -76,13 +129,17 @@ func checkKeep(keep int) error {
 //     pre-releases are kept instead.
 //   - Every other tag (latest, main, 1.2, 1, sha-*, pr-*, ...) is never
 //     deleted, and neither is anything it points to.
+//   - A protected digest is never deleted, on top of the keep newest; nor
+//     is an index one of whose platform manifests is protected.
 //   - A digest that any kept tag points to is kept, whatever other tags it
-//     carries, and so is every manifest a kept index references (children
-//     is asked for the child digests of each kept digest; it may be nil).
+//     carries, and so is every manifest a kept or protected index references
+//     (children is asked for the child digests of each digest; it may be
+//     nil, and returns nil for a digest the repository does not hold).
 //   - Deletion is by digest, which removes every tag on that digest. The
-//     cosign .sig/.att/.sbom tags of a deleted digest are deleted with it;
-//     those of kept digests are kept.
-func PlanCleanup(refs []TagRef, keep int, children func(digest string) ([]string, error)) (CleanupPlan, error) {
+//     platform manifests of a deleted index go with it unless something
+//     kept references them, and so do the cosign .sig/.att/.sbom tags of
+//     all of them; those of kept digests are kept.
+func PlanCleanup(refs []TagRef, keep int, protected Protected, children func(digest string) ([]string, error)) (CleanupPlan, error) {
 	if err := checkKeep(keep); err != nil {
 		return CleanupPlan{}, err
 	}
@@ -131,7 +188,7 @@ func PlanCleanup(refs []TagRef, keep int, children func(digest string) ([]string
 	}
 	slices.SortFunc(plan.KeptReleases, newestFirst)
 
-	// Protected digests and why.
+	// Kept digests and why.
 	reasons := map[string][]string{}
 	protect := func(digest, why string) {
 		if !slices.Contains(reasons[digest], why) {
@@ -155,20 +212,67 @@ func PlanCleanup(refs []TagRef, keep int, children func(digest string) ([]string
 			cosign = append(cosign, r)
 		}
 	}
-	if children != nil {
-		roots := make([]string, 0, len(reasons))
-		for d := range reasons {
-			roots = append(roots, d)
+	for _, d := range sortedKeys(protected) {
+		for _, why := range protected[d] {
+			protect(d, why)
 		}
-		sort.Strings(roots)
-		for _, d := range roots {
-			kids, err := children(d)
+	}
+
+	// The manifests of every tagged or protected index.
+	kids := map[string][]string{}
+	if children != nil {
+		var manifests []string
+		for d, tags := range tagsOf {
+			if slices.ContainsFunc(tags, func(t string) bool { c, _ := Classify(t); return c != ClassCosign }) {
+				manifests = append(manifests, d)
+			}
+		}
+		sort.Strings(manifests)
+		for _, d := range manifests {
+			k, err := children(d)
 			if err != nil {
 				return CleanupPlan{}, err
 			}
-			for _, k := range kids {
-				protect(k, "referenced by kept index "+d)
+			kids[d] = k
+		}
+		// An untagged protected index may share platform manifests with a
+		// release about to go; a protected platform manifest of a tagged
+		// index is known already, and most others live in other
+		// repositories, so only the rest are asked for.
+		known := map[string]bool{}
+		for _, k := range kids {
+			for _, c := range k {
+				known[c] = true
 			}
+		}
+		for _, d := range sortedKeys(protected) {
+			if tagsOf[d] != nil || known[d] {
+				continue
+			}
+			k, err := children(d)
+			if err != nil {
+				return CleanupPlan{}, err
+			}
+			kids[d] = k
+		}
+	}
+	// An index holding a protected platform manifest is the release that
+	// runs: keep it whole.
+	for _, d := range sortedKeys(kids) {
+		for _, k := range kids[d] {
+			for _, why := range protected[k] {
+				if !slices.Contains(protected[d], why) { // a release.json names both
+					protect(d, "its platform manifest "+shortDigest(k)+" is "+why)
+				}
+			}
+		}
+	}
+	for _, d := range sortedKeys(kids) {
+		if reasons[d] == nil {
+			continue
+		}
+		for _, k := range kids[d] {
+			protect(k, "referenced by kept index "+d)
 		}
 	}
 
@@ -179,26 +283,39 @@ func PlanCleanup(refs []TagRef, keep int, children func(digest string) ([]string
 			deleted[r.Digest] = true
 		}
 	}
-	// Cosign artifacts follow their subject.
+	attachments := map[string][]TagRef{} // subject -> its cosign tags
+	attached := map[string]bool{}        // cosign tag -> goes with a deletion
 	for _, r := range cosign {
 		subject, _ := CosignSubject(r.Tag)
-		if deleted[subject] && reasons[r.Digest] == nil {
-			deleted[r.Digest] = true
-		} else {
+		attachments[subject] = append(attachments[subject], r)
+	}
+	for d := range deleted {
+		del := Deletion{Digest: d, Tags: slices.Clone(tagsOf[d])}
+		sortTags(del.Tags)
+		for _, k := range kids[d] {
+			if reasons[k] == nil && !deleted[k] && !slices.Contains(del.Platforms, k) {
+				del.Platforms = append(del.Platforms, k)
+			}
+		}
+		for _, subject := range append([]string{d}, del.Platforms...) {
+			for _, a := range attachments[subject] {
+				if reasons[a.Digest] == nil {
+					del.Attachments = append(del.Attachments, a)
+					attached[a.Tag] = true
+				}
+			}
+		}
+		slices.SortFunc(del.Attachments, func(a, b TagRef) int { return strings.Compare(a.Tag, b.Tag) })
+		plan.Delete = append(plan.Delete, del)
+	}
+	for _, r := range cosign {
+		if !attached[r.Tag] {
 			protect(r.Digest, "cosign artifact of a kept or unknown digest")
 		}
 	}
-	for d := range deleted {
-		if reasons[d] != nil { // protected by a cosign tag above
-			continue
-		}
-		t := slices.Clone(tagsOf[d])
-		sortTags(t)
-		plan.Delete = append(plan.Delete, Deletion{Digest: d, Tags: t})
-	}
 	for d, why := range reasons {
 		if len(tagsOf[d]) == 0 {
-			continue // an index child without tags: not worth listing
+			continue // an index child or a protected digest without tags: not worth listing
 		}
 		t := slices.Clone(tagsOf[d])
 		sortTags(t)
@@ -217,6 +334,23 @@ func PlanCleanup(refs []TagRef, keep int, children func(digest string) ([]string
 	return plan, nil
 }
 
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// shortDigest abbreviates a digest for sentences ("sha256:0123456789ab").
+func shortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	return d
+}
+
 // sortTags orders tags like SemverFirst does.
 func sortTags(list []string) {
 	slices.SortFunc(list, func(a, b string) int {
@@ -226,32 +360,24 @@ func sortTags(list []string) {
 	})
 }
 
-// Cleanup plans the cleanup of repo from its live tags (see PlanCleanup);
-// with apply it then deletes each planned digest with remote.Delete on
-// repo@digest. It returns the plan and how many digests were deleted, which
-// on error is how far it got.
-func Cleanup(ctx context.Context, repo name.Repository, keep int, apply bool, progress Progress, opts ...remote.Option) (CleanupPlan, int, error) {
+// PlanRepositoryCleanup plans the cleanup of repo from its live tags (see
+// PlanCleanup) without deleting anything.
+func PlanRepositoryCleanup(ctx context.Context, repo name.Repository, keep int, protected Protected, progress Progress, opts ...remote.Option) (CleanupPlan, error) {
 	// Checked before listing, so that a bad keep costs no registry request.
 	if err := checkKeep(keep); err != nil {
-		return CleanupPlan{}, 0, err
+		return CleanupPlan{}, err
 	}
 	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
 	progress.printf("listing tags of %s", repo)
-	list, err := remote.List(repo, opts...)
+	refs, err := resolveTags(repo, opts)
 	if err != nil {
-		return CleanupPlan{}, 0, err
-	}
-	progress.printf("resolving %d tags of %s", len(list), repo)
-	refs := make([]TagRef, 0, len(list))
-	for _, tag := range list {
-		desc, err := remote.Head(repo.Tag(tag), opts...)
-		if err != nil {
-			return CleanupPlan{}, 0, err
-		}
-		refs = append(refs, TagRef{Tag: tag, Digest: desc.Digest.String()})
+		return CleanupPlan{}, err
 	}
 	children := func(digest string) ([]string, error) {
 		desc, err := remote.Get(repo.Digest(digest), opts...)
+		if isNotFound(err) {
+			return nil, nil // a protected digest of another repository
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -272,17 +398,200 @@ func Cleanup(ctx context.Context, repo name.Repository, keep int, apply bool, pr
 		}
 		return out, nil
 	}
-	plan, err := PlanCleanup(refs, keep, children)
-	if err != nil || !apply {
-		return plan, 0, err
+	return PlanCleanup(refs, keep, protected, children)
+}
+
+// resolveTags lists repo's tags with the digest each points to now.
+func resolveTags(repo name.Repository, opts []remote.Option) ([]TagRef, error) {
+	list, err := remote.List(repo, opts...)
+	if err != nil {
+		return nil, err
 	}
-	done := 0
-	for _, d := range plan.Delete {
-		progress.printf("deleting %s@%s (%v)", repo, d.Digest, d.Tags)
-		if err := remote.Delete(repo.Digest(d.Digest), opts...); err != nil {
-			return plan, done, err
+	refs := make([]TagRef, 0, len(list))
+	for _, tag := range list {
+		desc, err := remote.Head(repo.Tag(tag), opts...)
+		if isNotFound(err) {
+			continue // deleted since the listing
 		}
-		done++
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, TagRef{Tag: tag, Digest: desc.Digest.String()})
 	}
-	return plan, done, nil
+	return refs, nil
+}
+
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}
+
+// Applied is what ApplyCleanup did with one planned deletion.
+type Applied struct {
+	Digest string `json:"digest"`
+	// Deleted is true once the digest, its platform manifests and its
+	// attachments are gone.
+	Deleted bool `json:"deleted"`
+	// LeftAlone says why the deletion was not made: the registry changed
+	// since the plan, so the plan no longer describes what would go.
+	LeftAlone string `json:"left_alone,omitempty"`
+}
+
+// ApplyCleanup makes plan's deletions in repo, each only if the registry
+// still looks as it did when the plan was made: first all tags are read
+// again, then each deletion's own tags once more right before it is made. A
+// deletion is left alone (and reported so) when one of its tags moved to
+// another digest or disappeared, or another tag now points to one of its
+// manifests. It returns one Applied per planned deletion it reached; on
+// error, those made so far.
+func ApplyCleanup(ctx context.Context, repo name.Repository, plan CleanupPlan, progress Progress, opts ...remote.Option) ([]Applied, error) {
+	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
+	out := []Applied{}
+	if len(plan.Delete) == 0 {
+		return out, nil
+	}
+	planned := map[string]string{} // tag -> digest, as the plan saw it
+	for _, k := range plan.Kept {
+		for _, t := range k.Tags {
+			planned[t] = k.Digest
+		}
+	}
+	for _, d := range plan.Delete {
+		for _, t := range d.Tags {
+			planned[t] = d.Digest
+		}
+		for _, a := range d.Attachments {
+			planned[a.Tag] = a.Digest
+		}
+	}
+	progress.printf("reading the tags of %s again before deleting", repo)
+	now, err := resolveTags(repo, opts)
+	if err != nil {
+		return out, err
+	}
+	current := map[string]string{}
+	for _, r := range now {
+		current[r.Tag] = r.Digest
+	}
+	// A platform manifest shared by several deleted indexes goes only once
+	// all of them went, so that no index left alone loses a platform.
+	parents := map[string]int{}
+	for _, d := range plan.Delete {
+		for _, p := range d.Platforms {
+			parents[p]++
+		}
+	}
+
+	for _, d := range plan.Delete {
+		own := map[string]string{}
+		for _, t := range d.Tags {
+			own[t] = d.Digest
+		}
+		for _, a := range d.Attachments {
+			own[a.Tag] = a.Digest
+		}
+		if why := changedSince(own, planned, current, d); why != "" {
+			out = append(out, Applied{Digest: d.Digest, LeftAlone: why})
+			progress.printf("leaving %s@%s alone: %s", repo, d.Digest, why)
+			continue
+		}
+		// Once more right before deleting: the listing above took a while.
+		for _, t := range sortedKeys(own) {
+			desc, err := remote.Head(repo.Tag(t), opts...)
+			switch {
+			case isNotFound(err):
+				current[t] = ""
+			case err != nil:
+				return out, err
+			default:
+				current[t] = desc.Digest.String()
+			}
+		}
+		if why := changedSince(own, planned, current, d); why != "" {
+			out = append(out, Applied{Digest: d.Digest, LeftAlone: why})
+			progress.printf("leaving %s@%s alone: %s", repo, d.Digest, why)
+			continue
+		}
+		progress.printf("deleting %s@%s (%v)", repo, d.Digest, d.Tags)
+		deleteAttachments := func(subject string) error {
+			for _, a := range d.Attachments {
+				if s, _ := CosignSubject(a.Tag); s == subject {
+					if err := deleteManifest(repo, a.Digest, opts); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		if err := deleteAttachments(d.Digest); err != nil {
+			return out, err
+		}
+		if err := remote.Delete(repo.Digest(d.Digest), opts...); err != nil {
+			return out, err
+		}
+		for _, p := range d.Platforms {
+			if parents[p]--; parents[p] > 0 {
+				continue
+			}
+			if err := deleteAttachments(p); err != nil {
+				return out, err
+			}
+			if err := deleteManifest(repo, p, opts); err != nil {
+				return out, err
+			}
+		}
+		out = append(out, Applied{Digest: d.Digest, Deleted: true})
+	}
+	return out, nil
+}
+
+// changedSince says, in one clause, how the registry's tags (current)
+// differ from the plan for deletion d (own: its tags and attachment tags),
+// or "" when they do not.
+func changedSince(own, planned, current map[string]string, d Deletion) string {
+	for _, t := range sortedKeys(own) {
+		switch now, ok := current[t]; {
+		case !ok || now == "":
+			return "tag " + t + " is gone since the plan"
+		case now != own[t]:
+			return "tag " + t + " moved since the plan"
+		}
+	}
+	doomed := map[string]bool{d.Digest: true}
+	for _, p := range d.Platforms {
+		doomed[p] = true
+	}
+	for _, a := range d.Attachments {
+		doomed[a.Digest] = true
+	}
+	for _, t := range sortedKeys(current) {
+		if _, mine := own[t]; mine || !doomed[current[t]] {
+			continue
+		}
+		if planned[t] != current[t] {
+			return "tag " + t + " points to it since the plan"
+		}
+	}
+	return ""
+}
+
+// deleteManifest deletes repo@digest; one already gone is fine, as the
+// point is that it is gone.
+func deleteManifest(repo name.Repository, digest string, opts []remote.Option) error {
+	if err := remote.Delete(repo.Digest(digest), opts...); err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// Cleanup plans the cleanup of repo (PlanRepositoryCleanup) and, with
+// apply, makes it (ApplyCleanup). It returns the plan and what was applied,
+// which on error is how far it got.
+func Cleanup(ctx context.Context, repo name.Repository, keep int, protected Protected, apply bool, progress Progress, opts ...remote.Option) (CleanupPlan, []Applied, error) {
+	plan, err := PlanRepositoryCleanup(ctx, repo, keep, protected, progress, opts...)
+	if err != nil || !apply {
+		return plan, []Applied{}, err
+	}
+	applied, err := ApplyCleanup(ctx, repo, plan, progress, opts...)
+	return plan, applied, err
 }

@@ -93,19 +93,22 @@ func TestPlanCleanup(t *testing.T) {
 		{CosignTag(digestOf("1"), "sig"), digestOf("a")}, // subject deleted: goes too
 		{CosignTag(digestOf("5"), "sig"), digestOf("b")}, // subject kept
 	}
-	plan, err := PlanCleanup(refs, 2, nil)
+	plan, err := PlanCleanup(refs, 2, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"2.0.0-rc.1", "1.4.0", "1.4.0-rc.1", "1.3.0"}; !reflect.DeepEqual(plan.KeptReleases, want) {
 		t.Errorf("kept releases %v, want %v", plan.KeptReleases, want)
 	}
-	if got, want := deletedDigests(plan), sorted(digestOf("1"), digestOf("2"), digestOf("3"), digestOf("a")); !reflect.DeepEqual(got, want) {
+	if got, want := deletedDigests(plan), sorted(digestOf("1"), digestOf("2"), digestOf("3")); !reflect.DeepEqual(got, want) {
 		t.Errorf("deleted %v\nwant %v", got, want)
 	}
 	for _, d := range plan.Delete {
 		if d.Digest == digestOf("1") && !reflect.DeepEqual(d.Tags, []string{"v1.1.0", "1.1.0"}) {
 			t.Errorf("tags of the v1.1.0 digest: %v", d.Tags)
+		}
+		if want := []TagRef{{CosignTag(digestOf("1"), "sig"), digestOf("a")}}; d.Digest == digestOf("1") && !reflect.DeepEqual(d.Attachments, want) {
+			t.Errorf("attachments of the v1.1.0 digest: %v, want its signature", d.Attachments)
 		}
 	}
 	if plan.DeletedTags() != 5 {
@@ -128,7 +131,7 @@ func TestPlanCleanupChildrenAndEdges(t *testing.T) {
 		}
 		return nil, nil
 	}
-	plan, err := PlanCleanup(refs, 1, children)
+	plan, err := PlanCleanup(refs, 1, nil, children)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +140,11 @@ func TestPlanCleanupChildrenAndEdges(t *testing.T) {
 	}
 
 	boom := errors.New("boom")
-	if _, err := PlanCleanup(refs, 1, func(string) ([]string, error) { return nil, boom }); !errors.Is(err, boom) {
+	if _, err := PlanCleanup(refs, 1, nil, func(string) ([]string, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Errorf("children error lost: %v", err)
 	}
 	for _, keep := range []int{0, -1} {
-		_, err := PlanCleanup(refs, keep, nil)
+		_, err := PlanCleanup(refs, keep, nil, nil)
 		if !errors.Is(err, ErrKeepTooLow) {
 			t.Errorf("PlanCleanup with keep %d: error %v, want ErrKeepTooLow", keep, err)
 		}
@@ -152,7 +155,7 @@ func TestPlanCleanupChildrenAndEdges(t *testing.T) {
 
 	// Only pre-releases: the newest keep of them stay.
 	pre := []TagRef{{"v1.0.0-rc.1", digestOf("0")}, {"v1.0.0-rc.2", digestOf("1")}, {"v1.0.0-rc.3", digestOf("2")}}
-	plan, _ = PlanCleanup(pre, 2, nil)
+	plan, _ = PlanCleanup(pre, 2, nil, nil)
 	if got := deletedDigests(plan); !reflect.DeepEqual(got, []string{digestOf("0")}) {
 		t.Errorf("prerelease-only deleted %v", got)
 	}
@@ -160,13 +163,13 @@ func TestPlanCleanupChildrenAndEdges(t *testing.T) {
 	// Fewer releases than keep: nothing released is deleted, older
 	// pre-releases are.
 	few := []TagRef{{"v0.9.0-rc.1", digestOf("0")}, {"v1.0.0", digestOf("1")}}
-	plan, _ = PlanCleanup(few, 5, nil)
+	plan, _ = PlanCleanup(few, 5, nil, nil)
 	if got := deletedDigests(plan); !reflect.DeepEqual(got, []string{digestOf("0")}) {
 		t.Errorf("few deleted %v", got)
 	}
 
 	// Nothing but other tags: nothing to do.
-	plan, _ = PlanCleanup([]TagRef{{"main", digestOf("0")}, {"sha-abcdef1", digestOf("1")}}, 1, nil)
+	plan, _ = PlanCleanup([]TagRef{{"main", digestOf("0")}, {"sha-abcdef1", digestOf("1")}}, 1, nil, nil)
 	if len(plan.Delete) != 0 || len(plan.Kept) != 2 {
 		t.Errorf("plan %+v", plan)
 	}
@@ -183,11 +186,72 @@ func TestCleanupRefusesKeepBeforeAnyRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, deleted, err := Cleanup(context.Background(), repo, 0, true, nil)
-	if !errors.Is(err, ErrKeepTooLow) || deleted != 0 {
-		t.Errorf("Cleanup with keep 0 = %d deleted, %v; want ErrKeepTooLow", deleted, err)
+	_, applied, err := Cleanup(context.Background(), repo, 0, nil, true, nil)
+	if !errors.Is(err, ErrKeepTooLow) || len(applied) != 0 {
+		t.Errorf("Cleanup with keep 0 = %v applied, %v; want ErrKeepTooLow", applied, err)
 	}
 	if n := requests.Load(); n != 0 {
 		t.Errorf("Cleanup with keep 0 sent %d registry requests, want none", n)
+	}
+}
+
+func TestPlanCleanupProtectedPlatforms(t *testing.T) {
+	refs := []TagRef{
+		{"v1.0.0", digestOf("0")},
+		{"v1.1.0", digestOf("1")},
+		{"v1.2.0", digestOf("2")},
+		{CosignTag(digestOf("6"), "sig"), digestOf("b")}, // a platform two deleted releases share
+		{CosignTag(digestOf("7"), "sig"), digestOf("a")}, // a platform a protected index shares
+	}
+	kids := map[string][]string{
+		digestOf("0"): {digestOf("5"), digestOf("6")},
+		digestOf("1"): {digestOf("6"), digestOf("7")},
+		digestOf("2"): {digestOf("8")},
+		digestOf("9"): {digestOf("7")}, // deployed, no longer tagged
+	}
+	var asked []string
+	children := func(d string) ([]string, error) { asked = append(asked, d); return kids[d], nil }
+	protected := Protected{}
+	if err := protected.Add(digestOf("9"), "deployed"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := PlanCleanup(refs, 1, protected, children)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(asked, digestOf("9")) {
+		t.Errorf("the untagged protected index was not asked for its platforms (asked %v)", asked)
+	}
+	want := []Deletion{
+		{Digest: digestOf("1"), Tags: []string{"v1.1.0"}, Platforms: []string{digestOf("6")},
+			Attachments: []TagRef{{CosignTag(digestOf("6"), "sig"), digestOf("b")}}},
+		{Digest: digestOf("0"), Tags: []string{"v1.0.0"}, Platforms: []string{digestOf("5"), digestOf("6")},
+			Attachments: []TagRef{{CosignTag(digestOf("6"), "sig"), digestOf("b")}}},
+	}
+	if !reflect.DeepEqual(plan.Delete, want) {
+		t.Errorf("delete %+v\nwant   %+v", plan.Delete, want)
+	}
+	if n := plan.DeletedManifests(); n != 5 {
+		t.Errorf("DeletedManifests = %d, want 5 (the shared platform and its signature once)", n)
+	}
+
+	// A protected platform manifest keeps its whole release.
+	protected = Protected{}
+	_ = protected.Add(digestOf("5"), "the rollback target")
+	plan, _ = PlanCleanup(refs, 1, protected, children)
+	// v1.1.0 goes, but not its platform v1.0.0 shares, nor that one's
+	// signature.
+	if want := []Deletion{{Digest: digestOf("1"), Tags: []string{"v1.1.0"}, Platforms: []string{digestOf("7")},
+		Attachments: []TagRef{{CosignTag(digestOf("7"), "sig"), digestOf("a")}}}}; !reflect.DeepEqual(plan.Delete, want) {
+		t.Errorf("delete %+v\nwant   %+v", plan.Delete, want)
+	}
+	var reasons []string
+	for _, k := range plan.Kept {
+		if k.Digest == digestOf("0") {
+			reasons = k.Reasons
+		}
+	}
+	if want := []string{"its platform manifest " + digestOf("5")[:19] + " is the rollback target"}; !reflect.DeepEqual(reasons, want) {
+		t.Errorf("v1.0.0 kept because %v, want %v", reasons, want)
 	}
 }

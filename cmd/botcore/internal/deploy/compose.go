@@ -47,17 +47,9 @@ func (d *Deployer) environ(version string) (map[string]string, []string) {
 // way docker compose does: the process environment first, then the env
 // file.
 func (d *Deployer) load(ctx context.Context, version string) (*types.Project, error) {
-	env, _ := d.environ(version)
-	if d.EnvFile != "" {
-		fromFile, err := dotenv.GetEnvFromFile(env, []string{d.EnvFile})
-		if err != nil {
-			return nil, fmt.Errorf("cannot read the env file: %w", err)
-		}
-		for k, v := range fromFile {
-			if _, set := env[k]; !set {
-				env[k] = v
-			}
-		}
+	env, err := d.interpolation(version)
+	if err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(d.ComposeFile)
 	if err != nil {
@@ -80,8 +72,39 @@ func (d *Deployer) load(ctx context.Context, version string) (*types.Project, er
 	return project, nil
 }
 
-// Resolve loads the compose file for version and resolves each selected
-// service's image to its digest. Nothing is pulled.
+// Lookup is the value of key in the compose file's interpolation (the
+// environment, then the env file), e.g. DOCKER_REGISTRY; "" when unset.
+func (d *Deployer) Lookup(key string) (string, error) {
+	env, err := d.interpolation("")
+	if err != nil {
+		return "", err
+	}
+	return env[key], nil
+}
+
+// interpolation is what the compose file is interpolated with for version,
+// the way docker compose does it: the process environment first, then the
+// env file.
+func (d *Deployer) interpolation(version string) (map[string]string, error) {
+	env, _ := d.environ(version)
+	if d.EnvFile != "" {
+		fromFile, err := dotenv.GetEnvFromFile(env, []string{d.EnvFile})
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the env file: %w", err)
+		}
+		for k, v := range fromFile {
+			if _, set := env[k]; !set {
+				env[k] = v
+			}
+		}
+	}
+	return env, nil
+}
+
+// Resolve loads the compose file for version and resolves the image of
+// each selected service, and of every service they depend on (compose
+// starts those with them: `up X` also creates X's depends_on), to its
+// digest. Nothing is pulled.
 func (d *Deployer) Resolve(ctx context.Context, version string) (*Release, error) {
 	project, err := d.load(ctx, version)
 	if err != nil {
@@ -90,16 +113,29 @@ func (d *Deployer) Resolve(ctx context.Context, version string) (*Release, error
 	all := project.ServiceNames()
 	slices.Sort(all)
 	names := all
+	dependencyOf := map[string][]string{}
 	if len(d.Services) > 0 {
-		names = nil
 		for _, s := range d.Services {
 			if !slices.Contains(all, s) {
 				return nil, fmt.Errorf("service %q is not in %s (its services: %s)", s, d.ComposeFile, strings.Join(all, ", "))
 			}
-			if !slices.Contains(names, s) {
-				names = append(names, s)
+		}
+		names = nil
+		for _, s := range d.Services {
+			with, err := project.WithSelectedServices([]string{s}, types.IncludeDependencies)
+			if err != nil {
+				return nil, fmt.Errorf("service %s in %s: %w", s, d.ComposeFile, err)
+			}
+			for _, n := range with.ServiceNames() {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+				if n != s && !slices.Contains(d.Services, n) && !slices.Contains(dependencyOf[n], s) {
+					dependencyOf[n] = append(dependencyOf[n], s)
+				}
 			}
 		}
+		slices.Sort(names)
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("%s has no services", d.ComposeFile)
@@ -129,24 +165,33 @@ func (d *Deployer) Resolve(ctx context.Context, version string) (*Release, error
 			desc = &full.Descriptor
 		}
 		rel.Images = append(rel.Images, Image{
-			Service:   s,
-			Reference: svc.Image,
-			Digest:    desc.Digest.String(),
-			Pinned:    ref.Context().Digest(desc.Digest.String()).String(),
+			Service:      s,
+			Reference:    svc.Image,
+			Digest:       desc.Digest.String(),
+			Pinned:       ref.Context().Digest(desc.Digest.String()).String(),
+			Version:      version,
+			DependencyOf: dependencyOf[s],
+			ThirdParty:   !d.releaseImage(ref),
 		})
 	}
 	return rel, nil
 }
 
 // composeArgs is the docker compose command line (after the docker binary).
-func (d *Deployer) composeArgs(pins string, services []string) []string {
+// A rollback names exactly the services it pins, without their
+// dependencies: a service that was not running before stays as it is
+// rather than being started unpinned.
+func (d *Deployer) composeArgs(pins string, services []string, rollback bool) []string {
 	args := []string{"compose", "--ansi", "never", "--progress", "plain",
 		"--project-name", d.ProjectName, "--file", d.ComposeFile, "--file", pins}
 	if d.EnvFile != "" {
 		args = append(args, "--env-file", d.EnvFile)
 	}
 	args = append(args, "up", "--detach", "--pull", "never")
-	if len(d.Services) > 0 {
+	if rollback {
+		args = append(args, "--no-deps")
+	}
+	if len(d.Services) > 0 || rollback {
 		args = append(args, services...)
 	}
 	return args
@@ -154,7 +199,7 @@ func (d *Deployer) composeArgs(pins string, services []string) []string {
 
 // up runs docker compose up for rel, with an override file pinning each
 // service to the digest that was verified and pulled.
-func (d *Deployer) up(ctx context.Context, rel *Release) error {
+func (d *Deployer) up(ctx context.Context, rel *Release, rollback bool) error {
 	dir, err := os.MkdirTemp("", "botcore-deploy-")
 	if err != nil {
 		return err
@@ -169,7 +214,7 @@ func (d *Deployer) up(ctx context.Context, rel *Release) error {
 	if err := os.WriteFile(pinFile, pins.Bytes(), 0o644); err != nil {
 		return err
 	}
-	args := d.composeArgs(pinFile, serviceNames(rel))
+	args := d.composeArgs(pinFile, serviceNames(rel), rollback)
 	_, env := d.environ(rel.Version)
 	d.Log("VERSION=%s %s %s", rel.Version, d.DockerCLI, strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, d.DockerCLI, args...)

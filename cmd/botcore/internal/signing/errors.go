@@ -100,6 +100,9 @@ const (
 	ReasonNoTlog             // no verifiable transparency-log entry
 	ReasonWrongKey           // signed with another key
 	ReasonNotKeyless         // signed with a key where keyless was expected
+	// ReasonNotInTrustedRoot: the certificate chains to no Fulcio CA of
+	// the trusted root file given (a root saved from another Sigstore).
+	ReasonNotInTrustedRoot
 )
 
 // VerificationError is a failed verification, as one sentence saying what

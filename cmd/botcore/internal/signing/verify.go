@@ -18,6 +18,7 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 )
 
@@ -34,6 +35,10 @@ type VerifyOptions struct {
 	// intermediates) of a private Fulcio; empty means the public-good
 	// Sigstore trust root from TUF.
 	CARoots string
+	// TrustedRoot is a trusted_root.json (see LoadTrustedRoot) holding the
+	// Fulcio CAs, Rekor and CT log keys to verify against instead of the
+	// public-good ones from TUF: nothing is fetched, so it works offline.
+	TrustedRoot string
 
 	// IgnoreTlog accepts signatures without a transparency-log entry (signed
 	// without uploading to Rekor). Fulcio certificates live 10 minutes, so
@@ -116,6 +121,14 @@ func NewVerifier(ctx context.Context, o VerifyOptions) (*Verifier, error) {
 			return nil, err
 		}
 		co.SigVerifier = v
+		if o.TrustedRoot != "" {
+			// Only the Rekor keys matter for a key signature.
+			tr, err := trustedRootFor(o, false)
+			if err != nil {
+				return nil, err
+			}
+			co.TrustedMaterial = tr
+		}
 	case !hasIdentity && !hasIssuer:
 		return nil, ErrNoVerifyPolicy
 	case !hasIdentity:
@@ -137,7 +150,16 @@ func NewVerifier(ctx context.Context, o VerifyOptions) (*Verifier, error) {
 			Subject:       o.CertificateIdentity,
 			SubjectRegExp: o.CertificateIdentityRegexp,
 		}}
-		if o.CARoots != "" {
+		if o.TrustedRoot != "" {
+			if o.CARoots != "" {
+				return nil, ErrTrustedRootAndCARoots
+			}
+			tr, err := trustedRootFor(o, true)
+			if err != nil {
+				return nil, err
+			}
+			co.TrustedMaterial = tr
+		} else if o.CARoots != "" {
 			roots, intermediates, err := loadCARoots(o.CARoots)
 			if err != nil {
 				return nil, err
@@ -173,6 +195,28 @@ func NewVerifier(ctx context.Context, o VerifyOptions) (*Verifier, error) {
 		}
 	}
 	return &Verifier{opts: o, co: co}, nil
+}
+
+// trustedRootFor loads o.TrustedRoot and checks it holds what the policy
+// needs, so a missing key is named up front rather than as a failure of
+// every signature.
+func trustedRootFor(o VerifyOptions, keyless bool) (root.TrustedMaterial, error) {
+	tr, err := LoadTrustedRoot(o.TrustedRoot)
+	if err != nil {
+		return nil, err
+	}
+	missing := func(err error) error {
+		return &TrustedRootError{Path: o.TrustedRoot, Msg: err.Error(), Err: err}
+	}
+	switch {
+	case keyless && len(tr.FulcioCertificateAuthorities()) == 0:
+		return nil, missing(ErrTrustedRootNoCA)
+	case !o.IgnoreTlog && len(tr.RekorLogs()) == 0:
+		return nil, missing(ErrTrustedRootNoRekor)
+	case keyless && !o.IgnoreSCT && len(tr.CTLogs()) == 0:
+		return nil, missing(ErrTrustedRootNoCTLog)
+	}
+	return tr, nil
 }
 
 // loadCARoots splits a PEM bundle into self-signed roots and intermediates.
@@ -339,6 +383,8 @@ func (v *Verifier) explain(err error, d name.Digest, kind, predicateType string,
 			issuer = "~" + v.opts.CertificateOIDCIssuerRegexp
 		}
 		return fail(ReasonSigner, "no %s of %s was made by %s (issuer %s)%s", kind, d, want, issuer, foundSigners(d, kind, reg))
+	case v.opts.TrustedRoot != "" && v.opts.Keyless() && (strings.Contains(msg, "leaf certificate verification failed") || strings.Contains(msg, "certificate signed by unknown authority")):
+		return fail(ReasonNotInTrustedRoot, "the %s certificates of %s were not issued by a Fulcio CA of the trusted root %s", kind, d, v.opts.TrustedRoot)
 	case strings.Contains(msg, "certificate signed by unknown authority") || strings.Contains(msg, "cert verification failed"):
 		return fail(ReasonUntrustedCA, "the %s certificates of %s were not issued by a trusted Fulcio", kind, d)
 	case strings.Contains(msg, "expected a signed timestamp to verify an expired certificate") || strings.Contains(msg, "certificate has expired") || strings.Contains(msg, "expired"):
