@@ -94,9 +94,11 @@ func (s registryStage) options(ctx context.Context, r *run) ([]remote.Option, er
 		}
 		auth = authn.FromConfig(authn.AuthConfig{Username: s.username, Password: pw})
 	}
+	// publish.Transport: a response deadline and 429s retried, so a
+	// stalled or rate-limiting registry neither hangs nor half-tags a release.
 	opts := []remote.Option{remote.WithAuth(auth)}
 	if s.tunnel == nil {
-		return opts, nil
+		return append(opts, remote.WithTransport(publish.Transport(nil))), nil
 	}
 	endpoint, err := startTunnel(ctx, s.tunnel)
 	if err != nil {
@@ -111,7 +113,7 @@ func (s registryStage) options(ctx context.Context, r *run) ([]remote.Option, er
 		}
 		return dial(ctx, network, addr)
 	}
-	return append(opts, remote.WithTransport(tr)), nil
+	return append(opts, remote.WithTransport(publish.Transport(tr))), nil
 }
 
 // startTunnel starts a service and returns the host:port it answers on.

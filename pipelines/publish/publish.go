@@ -6,7 +6,6 @@ package publish
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -39,7 +38,8 @@ func (p Progress) printf(format string, args ...any) {
 type Publisher interface {
 	// Push makes every item available by digest; it moves no tag.
 	Push(ctx context.Context, items []Item) ([]Result, error)
-	// Tag points every tag of every item at the digest Push returned for it.
+	// Tag points every tag of every item at the digest Push returned for
+	// it, all or none: a failure puts back the tags already moved.
 	Tag(ctx context.Context, items []Item, results []Result, tags []string) error
 }
 
@@ -115,23 +115,6 @@ func (r Registry) Push(ctx context.Context, items []Item) ([]Result, error) {
 		}
 	}
 	return results, nil
-}
-
-// Tag moves every tag; it goes on past a failure so the error lists each tag
-// that did not move.
-func (r Registry) Tag(ctx context.Context, items []Item, results []Result, tags []string) error {
-	opts := append([]remote.Option{remote.WithContext(ctx)}, r.Options...)
-	var errs []error
-	for i, it := range items {
-		for _, t := range tags {
-			tag := it.Repo.Tag(t)
-			r.Progress.printf("tagging %s -> %s", tag, results[i].Digest.DigestStr())
-			if err := remote.Tag(tag, it.Index, opts...); err != nil {
-				errs = append(errs, fmt.Errorf("tag %s: %w", tag, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // LoadIndex reads the multi-platform index of an OCI image layout whose

@@ -1,0 +1,239 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// TagState is what became of one tag in the tag step.
+type TagState string
+
+const (
+	// TagMoved: the tag points at the release.
+	TagMoved TagState = "moved"
+	// TagUnchanged: the tag already pointed at the release.
+	TagUnchanged TagState = "unchanged"
+	// TagNotMoved: the step stopped before this tag.
+	TagNotMoved TagState = "not-moved"
+	// TagRestored: the tag was moved, then put back where it was (or
+	// deleted again when it did not exist).
+	TagRestored TagState = "restored"
+	// TagLeft: the tag was moved and could not be put back; Before says
+	// where it should point.
+	TagLeft TagState = "left"
+)
+
+// TagOutcome is one tag of one repository in the tag step.
+type TagOutcome struct {
+	Tag string `json:"tag"` // repository:tag
+	// Before is the digest the tag held before the release; "" when the
+	// tag did not exist.
+	Before string   `json:"before,omitempty"`
+	Target string   `json:"target"`
+	State  TagState `json:"state"`
+	// Error is why a tag is left (TagLeft).
+	Error string `json:"error,omitempty"`
+}
+
+// TagError is a tag step that failed: the tags it moved were put back, or
+// Outcomes says which could not be.
+type TagError struct {
+	Err      error
+	Outcomes []TagOutcome
+}
+
+// Left lists the tags still moved after the roll-back.
+func (e *TagError) Left() []TagOutcome {
+	var left []TagOutcome
+	for _, o := range e.Outcomes {
+		if o.State == TagLeft {
+			left = append(left, o)
+		}
+	}
+	return left
+}
+
+func (e *TagError) Error() string {
+	left := e.Left()
+	if len(left) == 0 {
+		return fmt.Sprintf("%v; every tag moved before the failure was put back where it was, so no tag names this release", e.Err)
+	}
+	var lines []string
+	for _, o := range left {
+		was := "did not exist (delete it)"
+		if o.Before != "" {
+			was = "was " + o.Before
+		}
+		lines = append(lines, fmt.Sprintf("%s -> %s, %s: %s", o.Tag, o.Target, was, o.Error))
+	}
+	return fmt.Sprintf("%v; the roll-back could not put back %d tags, which still name this release:\n  %s",
+		e.Err, len(left), strings.Join(lines, "\n  "))
+}
+
+func (e *TagError) Unwrap() error { return e.Err }
+
+// move is one tag to move, with what it held before.
+type move struct {
+	tag    name.Tag
+	target v1.ImageIndex
+	digest string
+	before *remote.Descriptor // nil: the tag did not exist
+}
+
+// restoreAttempts and restoreBackoff bound the roll-back; the roll-back
+// runs even after the caller's context is cancelled (Ctrl-C), within
+// restoreTimeout.
+var (
+	restoreAttempts = 3
+	restoreBackoff  = time.Second
+	restoreTimeout  = 2 * time.Minute
+)
+
+// Tag moves the tags as one transaction: it first reads what every tag
+// holds, then moves them item by item with "latest" last of all, and on any
+// failure (or cancellation) puts every tag it moved back where it was,
+// deleting the ones that did not exist. It returns a *TagError when a tag
+// did not move.
+func (r Registry) Tag(ctx context.Context, items []Item, results []Result, tags []string) error {
+	opts := append([]remote.Option{remote.WithContext(ctx)}, r.Options...)
+	moves, err := r.plan(ctx, items, results, tags, opts)
+	if err != nil {
+		return fmt.Errorf("reading the tags before moving any (no tag was moved): %w", err)
+	}
+	outcomes := make([]TagOutcome, len(moves))
+	for i, m := range moves {
+		outcomes[i] = TagOutcome{Tag: m.tag.String(), Target: m.digest, State: TagNotMoved}
+		if m.before != nil {
+			outcomes[i].Before = m.before.Digest.String()
+		}
+	}
+	for i, m := range moves {
+		if m.before != nil && m.before.Digest.String() == m.digest {
+			outcomes[i].State = TagUnchanged
+			continue
+		}
+		r.Progress.printf("tagging %s -> %s", m.tag, m.digest)
+		err := ctx.Err()
+		if err == nil {
+			err = remote.Tag(m.tag, m.target, opts...)
+		}
+		if err != nil {
+			// A PUT that failed may still have landed: put this tag back too.
+			outcomes[i].State = TagMoved
+			return r.rollBack(ctx, moves, outcomes, fmt.Errorf("tag %s: %w", m.tag, err))
+		}
+		outcomes[i].State = TagMoved
+	}
+	return nil
+}
+
+// plan orders the moves and records each tag's current digest.
+func (r Registry) plan(ctx context.Context, items []Item, results []Result, tags []string, opts []remote.Option) ([]move, error) {
+	// latest moves last of all, so it never names a release whose version
+	// tags failed: production pulling latest sees one release or the other.
+	var moves []move
+	for _, round := range [][]string{withoutLatest(tags), onlyLatest(tags)} {
+		for i, it := range items {
+			for _, t := range round {
+				moves = append(moves, move{tag: it.Repo.Tag(t), target: it.Index, digest: results[i].Digest.DigestStr()})
+			}
+		}
+	}
+	for i := range moves {
+		d, err := remote.Get(moves[i].tag, opts...)
+		switch {
+		case err == nil:
+			moves[i].before = d
+		case notFound(err):
+		default:
+			return nil, fmt.Errorf("%s: %w", moves[i].tag, err)
+		}
+	}
+	return moves, nil
+}
+
+func withoutLatest(tags []string) []string {
+	return slices.DeleteFunc(slices.Clone(tags), func(t string) bool { return t == "latest" })
+}
+
+func onlyLatest(tags []string) []string {
+	if slices.Contains(tags, "latest") {
+		return []string{"latest"}
+	}
+	return nil
+}
+
+// rollBack puts every moved tag back, newest move first, and returns the
+// TagError for cause.
+func (r Registry) rollBack(ctx context.Context, moves []move, outcomes []TagOutcome, cause error) error {
+	if ctx.Err() != nil {
+		cause = fmt.Errorf("interrupted: %w", cause)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+	defer cancel()
+	opts := append(slices.Clone(r.Options), remote.WithContext(rctx))
+	for i := len(moves) - 1; i >= 0; i-- {
+		if outcomes[i].State != TagMoved {
+			continue
+		}
+		m := moves[i]
+		var err error
+		for attempt := 0; attempt < restoreAttempts; attempt++ {
+			if attempt > 0 {
+				time.Sleep(restoreBackoff << (attempt - 1))
+			}
+			if err = restore(m, opts); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			outcomes[i].State, outcomes[i].Error = TagLeft, err.Error()
+			r.Progress.printf("could not put back %s: %v", m.tag, err)
+			continue
+		}
+		outcomes[i].State = TagRestored
+		if m.before == nil {
+			r.Progress.printf("deleted %s again (it did not exist before)", m.tag)
+		} else {
+			r.Progress.printf("put back %s -> %s", m.tag, m.before.Digest)
+		}
+	}
+	return &TagError{Err: cause, Outcomes: outcomes}
+}
+
+func restore(m move, opts []remote.Option) error {
+	if m.before != nil {
+		return remote.Tag(m.tag, m.before, opts...)
+	}
+	err := remote.Delete(m.tag, opts...)
+	if notFound(err) {
+		return nil // the failed PUT never landed
+	}
+	return err
+}
+
+func notFound(err error) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return false
+	}
+	if terr.StatusCode == http.StatusNotFound {
+		return true
+	}
+	for _, d := range terr.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+			return true
+		}
+	}
+	return false
+}
