@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-core/delivery/pipelines/tags"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -31,6 +32,9 @@ const (
 	// TagLeft: the tag was moved and could not be put back; Before says
 	// where it should point.
 	TagLeft TagState = "left"
+	// TagHeld: a moving tag left on a newer release (tags.Fit); Reason
+	// says which.
+	TagHeld TagState = "held"
 )
 
 // TagOutcome is one tag of one repository in the tag step.
@@ -43,6 +47,8 @@ type TagOutcome struct {
 	State  TagState `json:"state"`
 	// Error is why a tag is left (TagLeft).
 	Error string `json:"error,omitempty"`
+	// Reason is why a tag is held (TagHeld).
+	Reason string `json:"reason,omitempty"`
 }
 
 // TagError is a tag step that failed: the tags it moved were put back, or
@@ -100,17 +106,19 @@ var (
 )
 
 // Tag moves the tags as one transaction: it first reads what every tag
-// holds, then moves them item by item with "latest" last of all, and on any
+// holds (refusing to move a published version tag to another image, and
+// leaving moving tags on newer releases, see plan), then moves them item by
+// item with "latest" last of all, and on any
 // failure (or cancellation) puts every tag it moved back where it was,
 // deleting the ones that did not exist. It returns a *TagError when a tag
 // did not move.
-func (r Registry) Tag(ctx context.Context, items []Item, results []Result, tags []string) error {
+func (r Registry) Tag(ctx context.Context, items []Item, results []Result, tagList []string) error {
 	opts := append([]remote.Option{remote.WithContext(ctx)}, r.Options...)
-	moves, err := r.plan(ctx, items, results, tags, opts)
+	moves, held, err := r.plan(items, results, tagList, opts)
 	if err != nil {
-		return fmt.Errorf("reading the tags before moving any (no tag was moved): %w", err)
+		return fmt.Errorf("no tag was moved: %w", err)
 	}
-	outcomes := make([]TagOutcome, len(moves))
+	outcomes := make([]TagOutcome, len(moves), len(moves)+len(held))
 	for i, m := range moves {
 		outcomes[i] = TagOutcome{Tag: m.tag.String(), Target: m.digest, State: TagNotMoved}
 		if m.before != nil {
@@ -130,52 +138,75 @@ func (r Registry) Tag(ctx context.Context, items []Item, results []Result, tags 
 		if err != nil {
 			// A PUT that failed may still have landed: put this tag back too.
 			outcomes[i].State = TagMoved
-			return r.rollBack(ctx, moves, outcomes, fmt.Errorf("tag %s: %w", m.tag, err))
+			terr := r.rollBack(ctx, moves, outcomes, fmt.Errorf("tag %s: %w", m.tag, err))
+			terr.Outcomes = append(terr.Outcomes, held...)
+			return terr
 		}
 		outcomes[i].State = TagMoved
 	}
 	return nil
 }
 
-// plan orders the moves and records each tag's current digest.
-func (r Registry) plan(ctx context.Context, items []Item, results []Result, tags []string, opts []remote.Option) ([]move, error) {
+// plan fits the tags to each repository (tags.Fit: no moving tag goes
+// backwards), orders the moves and records what each tag holds now. A
+// published version tag (v1.2.3) naming another image stops the release
+// before any tag moves.
+func (r Registry) plan(items []Item, results []Result, tagList []string, opts []remote.Option) ([]move, []TagOutcome, error) {
+	fitted := make([][]string, len(items))
+	var held []TagOutcome
+	for i, it := range items {
+		existing, err := remote.List(it.Repo, opts...)
+		if err != nil && !notFound(err) {
+			return nil, nil, fmt.Errorf("listing the tags of %s: %w", it.Repo, err)
+		}
+		var kept []tags.Held
+		fitted[i], kept = tags.Fit(tagList, existing)
+		for _, h := range kept {
+			r.Progress.printf("leaving %s where it is: %s", it.Repo.Tag(h.Tag), h.Reason)
+			held = append(held, TagOutcome{Tag: it.Repo.Tag(h.Tag).String(), Target: results[i].Digest.DigestStr(), State: TagHeld, Reason: h.Reason})
+		}
+	}
 	// latest moves last of all, so it never names a release whose version
 	// tags failed: production pulling latest sees one release or the other.
 	var moves []move
-	for _, round := range [][]string{withoutLatest(tags), onlyLatest(tags)} {
+	for _, latest := range []bool{false, true} {
 		for i, it := range items {
-			for _, t := range round {
-				moves = append(moves, move{tag: it.Repo.Tag(t), target: it.Index, digest: results[i].Digest.DigestStr()})
+			for _, t := range fitted[i] {
+				if (t == "latest") == latest {
+					moves = append(moves, move{tag: it.Repo.Tag(t), target: it.Index, digest: results[i].Digest.DigestStr()})
+				}
 			}
 		}
 	}
+	var taken []string
 	for i := range moves {
-		d, err := remote.Get(moves[i].tag, opts...)
+		m := &moves[i]
+		d, err := remote.Get(m.tag, opts...)
 		switch {
 		case err == nil:
-			moves[i].before = d
+			m.before = d
+			if tags.IsVersion(m.tag.TagStr()) && d.Digest.String() != m.digest {
+				taken = append(taken, fmt.Sprintf("%s names %s", m.tag, d.Digest))
+			}
 		case notFound(err):
 		default:
-			return nil, fmt.Errorf("%s: %w", moves[i].tag, err)
+			return nil, nil, fmt.Errorf("%s: %w", m.tag, err)
 		}
 	}
-	return moves, nil
-}
-
-func withoutLatest(tags []string) []string {
-	return slices.DeleteFunc(slices.Clone(tags), func(t string) bool { return t == "latest" })
-}
-
-func onlyLatest(tags []string) []string {
-	if slices.Contains(tags, "latest") {
-		return []string{"latest"}
+	if len(taken) > 0 {
+		return nil, nil, fmt.Errorf("%w: %s; release a new version", ErrVersionTaken, strings.Join(taken, ", "))
 	}
-	return nil
+	return moves, held, nil
 }
+
+// ErrVersionTaken: a version tag already names another image. A published
+// version is never moved: whoever pulled v1.2.3 must get what was signed
+// and recorded as v1.2.3.
+var ErrVersionTaken = errors.New("a published version is never moved to another image")
 
 // rollBack puts every moved tag back, newest move first, and returns the
 // TagError for cause.
-func (r Registry) rollBack(ctx context.Context, moves []move, outcomes []TagOutcome, cause error) error {
+func (r Registry) rollBack(ctx context.Context, moves []move, outcomes []TagOutcome, cause error) *TagError {
 	if ctx.Err() != nil {
 		cause = fmt.Errorf("interrupted: %w", cause)
 	}

@@ -3,7 +3,9 @@ package publish
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -212,6 +214,47 @@ func TestTagInterruptedRollsBack(t *testing.T) {
 	var te *TagError
 	if !errors.As(err, &te) || !strings.Contains(err.Error(), "interrupted") || len(te.Left()) != 0 {
 		t.Fatalf("error %v", err)
+	}
+	f.wantV2Only(t)
+}
+
+// A hotfix of an older line moves its own tags and leaves latest and the
+// major tag on the newer release.
+func TestHotfixLeavesLatestOnTheNewerRelease(t *testing.T) {
+	f := newTagFixture(t) // v2.0.0, 2 and latest on v2
+	var lines []string
+	reg := Registry{Progress: func(format string, a ...any) { lines = append(lines, fmt.Sprintf(format, a...)) }}
+	it := f.items[0]
+	hotfix := []string{"v1.4.1", "1.4.1", "1.4", "1", "latest"}
+	if _, err := Release(context.Background(), reg, []Item{it}, hotfix, Hooks{}); err != nil {
+		t.Fatal(err)
+	}
+	s := it.Repo.RepositoryStr()[len("bot-core/"):]
+	for _, tag := range []string{"v1.4.1", "1.4.1", "1.4", "1"} {
+		if got := tagDigest(t, it, tag); got != f.v3[s] {
+			t.Errorf("%s = %s, want the hotfix %s", tag, got, f.v3[s])
+		}
+	}
+	if got := tagDigest(t, it, "latest"); got != f.v2[s] {
+		t.Errorf("latest = %s, want it left on 2.0.0 (%s)", got, f.v2[s])
+	}
+	if !slices.ContainsFunc(lines, func(l string) bool {
+		return strings.Contains(l, "leaving "+it.Repo.Tag("latest").String()+" where it is: the repository holds the newer 2.0.0")
+	}) {
+		t.Errorf("no line says latest was held: %v", lines)
+	}
+}
+
+// A version tag that already names another image stops the tag step before
+// anything moves; the same image again is fine.
+func TestPublishedVersionIsNeverMoved(t *testing.T) {
+	f := newTagFixture(t)
+	_, err := Release(context.Background(), Registry{}, f.items, []string{"v2.0.0", "2", "latest"}, Hooks{})
+	if !errors.Is(err, ErrVersionTaken) || !strings.Contains(err.Error(), "no tag was moved") || !strings.Contains(err.Error(), "rust-core-engine:v2.0.0 names") {
+		t.Fatalf("error %v", err)
+	}
+	if len(f.tagsMoved) != 0 {
+		t.Errorf("tags moved: %v", f.tagsMoved)
 	}
 	f.wantV2Only(t)
 }

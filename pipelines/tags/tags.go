@@ -13,6 +13,7 @@ package tags
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -74,9 +75,11 @@ type Source struct {
 //     The SHA is validated but adds no tag to a release.
 //   - Pull request (PR > 0, or a Ref "refs/pull/N/..."): only "pr-N".
 //   - Branch: the sanitized branch name; with a SHA also "<branch>-<sha7>" and
-//     "sha-<sha7>".
+//     "sha-<sha7>". A name another build's tag could have ("latest",
+//     "v1.2.3", "1.2", "pr-7", "sha-0123abc") gets the prefix "branch-".
 //   - Git tag that is not a semantic version ("refs/tags/nightly"): the
-//     sanitized tag name; with a SHA also "sha-<sha7>".
+//     sanitized tag name; with a SHA also "sha-<sha7>". A name another
+//     build's tag could have ("latest", "1.2") gets the prefix "tag-".
 //
 // Branch and tag names are sanitized by lowering upper case, replacing every
 // character outside [a-z0-9_.-] with "-" (one "-" per character), and
@@ -218,6 +221,9 @@ func branchTags(ref, branch, sha7 string) ([]string, error) {
 	if name == "" {
 		return nil, fmt.Errorf("branch %q (from ref %q) has no characters usable in an image tag", branch, ref)
 	}
+	if reserved(name) {
+		name = "branch-" + name
+	}
 	tags := []string{truncate(name, MaxTagLen)}
 	if sha7 != "" {
 		suffix := "-" + sha7
@@ -239,6 +245,9 @@ func gitTagTags(ref, tag, sha7 string) ([]string, error) {
 	name := sanitize(tag)
 	if name == "" {
 		return nil, fmt.Errorf("git tag %q (from ref %q) has no characters usable in an image tag", tag, ref)
+	}
+	if reserved(name) {
+		name = "tag-" + name
 	}
 	tags := []string{truncate(name, MaxTagLen)}
 	if sha7 != "" {
@@ -295,6 +304,17 @@ func sanitize(name string) string {
 		}
 	}
 	return strings.TrimLeft(b.String(), ".-")
+}
+
+// releaseShaped matches what a release or another build kind tags: versions
+// and their moving forms (v1, 1.2, 1.2.3-rc.1), pr-N and sha-<hex>.
+var releaseShaped = regexp.MustCompile(`^(v?[0-9]+(\.[0-9]+)*(-.*)?|pr-[0-9]+|sha-[0-9a-f]+)$`)
+
+// reserved reports whether a sanitized branch or git tag name would be
+// taken for a release's tag ("latest", "v1.2.3", "1.2") or another build's
+// ("pr-7", "sha-0123abc"): a branch named latest must not move latest.
+func reserved(name string) bool {
+	return name == latestTag || releaseShaped.MatchString(name)
 }
 
 // truncate cuts an ASCII string to at most n bytes.

@@ -63,7 +63,12 @@ func TestCompute(t *testing.T) {
 		{"dependabot branch", Source{Ref: "refs/heads/dependabot/go_modules/golang.org/x/mod-0.29.0"}, []string{"dependabot-go_modules-golang.org-x-mod-0.29.0"}},
 		{"long branch truncated", Source{Ref: "refs/heads/" + long, SHA: sha}, []string{long[:128], long[:120] + "-" + sha7, "sha-" + sha7}},
 		{"branch exactly 128", Source{Ref: long[:128]}, []string{long[:128]}},
-		{"branch named like sha tag dedupes", Source{Ref: "sha-" + sha7, SHA: sha}, []string{"sha-" + sha7, "sha-" + sha7 + "-" + sha7}},
+		{"branch named like a sha tag is prefixed", Source{Ref: "sha-" + sha7, SHA: sha}, []string{"branch-sha-" + sha7, "branch-sha-" + sha7 + "-" + sha7, "sha-" + sha7}},
+		{"branch named latest never moves latest", Source{Ref: "refs/heads/latest", SHA: sha}, []string{"branch-latest", "branch-latest-" + sha7, "sha-" + sha7}},
+		{"branch named like a release", Source{Ref: "refs/heads/v1.2.3"}, []string{"branch-v1.2.3"}},
+		{"branch named like a moving tag", Source{Ref: "refs/heads/1.2"}, []string{"branch-1.2"}},
+		{"branch named like a pull request", Source{Ref: "refs/heads/pr-7"}, []string{"branch-pr-7"}},
+		{"branch merely starting with a digit", Source{Ref: "refs/heads/1.x"}, []string{"1.x"}},
 
 		// Pull requests.
 		{"pr field", Source{PR: 12}, []string{"pr-12"}},
@@ -77,12 +82,13 @@ func TestCompute(t *testing.T) {
 		// Git tags that are not semantic versions.
 		{"nightly tag", Source{Ref: "refs/tags/nightly"}, []string{"nightly"}},
 		{"nightly tag with sha", Source{Ref: "refs/tags/nightly", SHA: sha}, []string{"nightly", "sha-" + sha7}},
-		{"shorthand version tag is not semver", Source{Ref: "refs/tags/v1.2"}, []string{"v1.2"}},
-		{"leading zero is not semver", Source{Ref: "refs/tags/v01.2.3"}, []string{"v01.2.3"}},
-		{"upper V is not semver", Source{Ref: "refs/tags/V1.2.3"}, []string{"v1.2.3"}},
-		{"major-only tag is not semver", Source{Ref: "refs/tags/v1"}, []string{"v1"}},
-		{"shorthand with prerelease is not semver", Source{Ref: "refs/tags/v1.2-rc.1"}, []string{"v1.2-rc.1"}},
+		{"shorthand version tag is not semver", Source{Ref: "refs/tags/v1.2"}, []string{"tag-v1.2"}},
+		{"leading zero is not semver", Source{Ref: "refs/tags/v01.2.3"}, []string{"tag-v01.2.3"}},
+		{"upper V is not semver, nor taken for v1.2.3", Source{Ref: "refs/tags/V1.2.3"}, []string{"tag-v1.2.3"}},
+		{"major-only tag is not semver", Source{Ref: "refs/tags/v1"}, []string{"tag-v1"}},
+		{"shorthand with prerelease is not semver", Source{Ref: "refs/tags/v1.2-rc.1"}, []string{"tag-v1.2-rc.1"}},
 		{"slash tag sanitized", Source{Ref: "refs/tags/release/2024.05"}, []string{"release-2024.05"}},
+		{"git tag named latest", Source{Ref: "refs/tags/latest"}, []string{"tag-latest"}},
 		{"long tag truncated", Source{Ref: "refs/tags/" + long, SHA: sha}, []string{long[:128], "sha-" + sha7}},
 	}
 	for _, tt := range tests {
