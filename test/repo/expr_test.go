@@ -310,9 +310,19 @@ func (p *exprParser) call(name string) (exprVal, error) {
 	}
 	p.pos++ // )
 	switch name {
-	case "always", "success":
+	case "always":
 		return boolVal(true), nil
-	case "failure", "cancelled", "hashfiles":
+	case "success", "failure", "cancelled":
+		// A test sets the run's state as "success()" etc. in the context;
+		// without it success() is true and the others are unknown.
+		if v, ok := p.ctx[name+"()"]; ok {
+			return boolVal(v == "true"), nil
+		}
+		if name == "success" {
+			return boolVal(true), nil
+		}
+		return unknown, nil
+	case "hashfiles":
 		return unknown, nil
 	case "contains", "startswith", "endswith":
 		if len(args) != 2 {
@@ -344,10 +354,27 @@ func TestExprEvaluator(t *testing.T) {
 		{"github.event_name == 'push' || startsWith(github.repository, 'ACME/')", tTrue},
 		{"failure()", tUnknown},
 		{"github.ref == 'it''s'", tUnknown},
+		{"!cancelled() && github.event_name == 'pull_request'", tUnknown},
+		{"success()", tTrue},
 	} {
 		got, err := evalIf(tc.expr, ctx)
 		if err != nil || got != tc.want {
 			t.Errorf("%q = %v (%v), want %v", tc.expr, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		expr, state string
+		want        tri
+	}{
+		{"!cancelled() && github.event_name == 'pull_request'", "false", tTrue},
+		{"!cancelled() && github.event_name == 'pull_request'", "true", tFalse},
+		{"success() && github.event_name == 'pull_request'", "false", tFalse},
+		{"failure()", "true", tTrue},
+	} {
+		name := strings.SplitN(tc.expr, "(", 2)[0]
+		c := exprContext{"github.event_name": "pull_request", strings.TrimPrefix(name, "!") + "()": tc.state}
+		if got, err := evalIf(tc.expr, c); err != nil || got != tc.want {
+			t.Errorf("%q with %s()=%s: %v (%v), want %v", tc.expr, strings.TrimPrefix(name, "!"), tc.state, got, err, tc.want)
 		}
 	}
 	if _, err := evalIf("github.event_name ==", ctx); err == nil {
