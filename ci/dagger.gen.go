@@ -457,6 +457,13 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg insecureIgnoreSct", err))
 				}
 			}
+			var allowUnsigned bool
+			if inputArgs["allowUnsigned"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["allowUnsigned"]), &allowUnsigned)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg allowUnsigned", err))
+				}
+			}
 			var hostServices []*dagger.Service
 			if inputArgs["hostServices"] != nil {
 				err = json.Unmarshal([]byte(inputArgs["hostServices"]), &hostServices)
@@ -464,7 +471,7 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg hostServices", err))
 				}
 			}
-			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, hostServices)
+			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, hostServices)
 		case "Services":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)

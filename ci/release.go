@@ -106,6 +106,10 @@ func (m *BotCore) BuildAll(
 	// timestamp, as a private Fulcio without a CT log issues them (recorded).
 	// +optional
 	insecureIgnoreSct bool,
+	// Publish without signing when no --cosign-key or OIDC token is given
+	// (recorded in release.json); without it such a release is refused.
+	// +optional
+	allowUnsigned bool,
 	// Tunnels to other services on the caller's machine (a private Fulcio, a
 	// token endpoint), e.g. tcp://127.0.0.1:5555: the tool container then
 	// reaches 127.0.0.1:5555 through them.
@@ -117,7 +121,8 @@ func (m *BotCore) BuildAll(
 	// Everything that can be wrong with the input fails here, before any build.
 	r, err := m.newRun(ctx, plan.Request{Services: services, Platforms: platforms, Version: version,
 		GitRef: gitRef, GitSHA: gitSha, PR: pr, SourceURL: sourceUrl, Epoch: sourceDateEpoch,
-		Registry: registry, BuildOnly: buildOnly, Severity: severity, IgnoreUnfixed: ignoreUnfixed, Signing: sign.inputs()})
+		Registry: registry, BuildOnly: buildOnly, Severity: severity, IgnoreUnfixed: ignoreUnfixed, Signing: sign.inputs(),
+		AllowUnsigned: allowUnsigned})
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +178,7 @@ func (m *BotCore) newRun(ctx context.Context, req plan.Request) (*run, error) {
 		return nil, withFlag(err)
 	}
 	r := &run{plan: p, out: dag.Directory(), rel: release.Manifest{Version: p.Version, Revision: p.Revision, Created: p.Created,
-		Tags: p.Tags, Platforms: p.Platforms}}
+		Tags: p.Tags, Platforms: p.Platforms, Unsigned: p.Unsigned}}
 	for _, s := range p.Services {
 		r.arts = append(r.arts, &artifact{service: s, variants: make([]*dagger.Container, len(p.Platforms)), sboms: map[string]*dagger.File{}})
 	}
@@ -234,6 +239,8 @@ func withFlag(err error) error {
 		return errors.New("--oidc-request-url and --oidc-request-token go together (GitHub Actions passes both)")
 	case errors.Is(err, signpolicy.ErrPasswordWithoutKey):
 		return errors.New("--cosign-password was given without --cosign-key")
+	case errors.Is(err, plan.ErrUnsigned):
+		return errors.New("publishing without a signature: give --cosign-key, --oidc-token or --oidc-request-url/--oidc-request-token, or --allow-unsigned to publish unsigned images (recorded in release.json)")
 	}
 	flag := map[string]string{"services": "--services", "platforms": "--platforms", "version": "--version",
 		"epoch": "--source-date-epoch", "registry": "--registry", "severity": "--severity"}[fe.Field]

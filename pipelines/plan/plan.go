@@ -42,6 +42,8 @@ type Request struct {
 	Severity      string
 	IgnoreUnfixed bool
 	Signing       signpolicy.Inputs
+	// AllowUnsigned lets a release publish without a signing key or token.
+	AllowUnsigned bool
 }
 
 // Plan is a checked release.
@@ -61,12 +63,19 @@ type Plan struct {
 	Severities    []string
 	IgnoreUnfixed bool
 	Signing       signpolicy.Mode
+	// Unsigned is true when the release publishes unsigned images, as the
+	// caller explicitly allowed.
+	Unsigned bool
 }
 
 // Mistakes a front end words with its own flag names.
 var (
 	ErrNothingToTag  = errors.New("nothing to tag: a release needs a version, or the git ref, commit or pull request number CI builds")
 	ErrNegativeEpoch = errors.New("the source date epoch is negative: it counts seconds since 1970")
+	// ErrUnsigned: publishing needs a signature unless unsigned images are
+	// explicitly allowed; deploy and pull refuse unsigned images by default,
+	// so an unsigned release would only surface at deploy time.
+	ErrUnsigned = errors.New("publishing without a signature: give a signing key or an OIDC token, or allow unsigned images explicitly")
 )
 
 // Field says which part of the request an error is about, so a front end can
@@ -113,6 +122,12 @@ func New(man services.Manifest, req Request) (Plan, error) {
 	}
 	if p.Signing, err = signpolicy.Choose(req.Signing); err != nil {
 		return fail("signing", err)
+	}
+	if p.Publishing() && p.Signing == "" {
+		if !req.AllowUnsigned {
+			return fail("signing", ErrUnsigned)
+		}
+		p.Unsigned = true
 	}
 	return p, nil
 }

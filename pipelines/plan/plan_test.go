@@ -88,6 +88,33 @@ func TestNewNamesTheFieldOfEachMistake(t *testing.T) {
 	}
 }
 
+// Publishing without a signature is refused unless asked for, and the plan
+// says so; a build-only or export-only release needs no signature.
+func TestUnsignedPublishingIsExplicit(t *testing.T) {
+	req := release()
+	req.Registry = "ghcr.io/acme/bot-core"
+	var fe *FieldError
+	if _, err := New(services.Default(), req); !errors.Is(err, ErrUnsigned) || !errors.As(err, &fe) || fe.Field != "signing" {
+		t.Fatalf("unsigned publish: %v", err)
+	}
+	req.AllowUnsigned = true
+	if p, err := New(services.Default(), req); err != nil || !p.Unsigned {
+		t.Errorf("--allow-unsigned: %+v, %v", p.Unsigned, err)
+	}
+	req.AllowUnsigned, req.BuildOnly = false, true
+	if p, err := New(services.Default(), req); err != nil || p.Unsigned {
+		t.Errorf("build-only: unsigned=%v, %v", p.Unsigned, err)
+	}
+	req.BuildOnly, req.Registry = false, ""
+	if p, err := New(services.Default(), req); err != nil || p.Unsigned {
+		t.Errorf("export only: unsigned=%v, %v", p.Unsigned, err)
+	}
+	req.Registry, req.Signing = "ghcr.io/acme/bot-core", signpolicy.Inputs{Key: true}
+	if p, err := New(services.Default(), req); err != nil || p.Unsigned {
+		t.Errorf("signed with a key: unsigned=%v, %v", p.Unsigned, err)
+	}
+}
+
 func TestCIRefsTagBranchesAndPullRequests(t *testing.T) {
 	req := release()
 	req.Version, req.GitRef = "", "refs/heads/main"

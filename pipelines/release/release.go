@@ -30,6 +30,9 @@ type Manifest struct {
 	Scan *ScanPolicy `json:"scan,omitempty"`
 	// Signing says how the published digests were signed; nil when nothing was.
 	Signing *Signing `json:"signing,omitempty"`
+	// Unsigned is true when the release was published unsigned on request
+	// (build-all --allow-unsigned).
+	Unsigned bool `json:"unsigned,omitempty"`
 }
 
 // ScanPolicy is the gate the images were held to.
@@ -204,7 +207,7 @@ func (m Manifest) Summary() string {
 	case m.Signing != nil:
 		fmt.Fprintf(&b, "\nSigned with a key (transparency log: %s).\n", tlog(m.Signing))
 	case m.Published:
-		b.WriteString("\nNot signed: no OIDC token and no cosign key were given.\n")
+		b.WriteString("\nNot signed: published with --allow-unsigned (no OIDC token and no cosign key); `botcore deploy` and `pull` refuse these images unless told --insecure-skip-verify.\n")
 	}
 	return b.String()
 }

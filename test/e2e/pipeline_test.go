@@ -84,7 +84,7 @@ func TestPipeline(t *testing.T) {
 	t.Run("build-all publishes one two-platform index per service", func(t *testing.T) {
 		out := t.TempDir()
 		daggerCall(t, "build-all", "--trivy-db", offlineDB(t), "--version", "v1.0.0", "--git-sha", testSHA, "--source-date-epoch", epoch,
-			"--registry", prefix, "--registry-service", "tcp://"+reg, "export", "--path", out)
+			"--registry", prefix, "--registry-service", "tcp://"+reg, "--allow-unsigned", "export", "--path", out)
 		published = readRelease(t, out)
 		if !published.Published || published.Registry != prefix {
 			t.Fatalf("release.json says published=%v registry=%q", published.Published, published.Registry)
@@ -299,7 +299,7 @@ while True:
 	t.Run("a failing service leaves every tag where it was", func(t *testing.T) {
 		src := brokenCopy(t, "rust-core-engine")
 		stderr, err := daggerCallErr(t, repoRoot(t), "--source", src, "build-all", "--trivy-db", offlineDB(t), "--version", "v1.0.1", "--git-sha", testSHA,
-			"--registry", prefix, "--registry-service", "tcp://"+reg)
+			"--registry", prefix, "--registry-service", "tcp://"+reg, "--allow-unsigned")
 		if err == nil {
 			t.Fatal("build-all succeeded with a broken rust-core-engine")
 		}
@@ -330,6 +330,7 @@ while True:
 			{[]string{"--version", "v1.0.0", "--registry", "ghcr.io/Acme/Bot Core"}, "invalid registry reference"},
 			{[]string{"--version", "v1.0.0", "--severity", "HIGH,SEVERE"}, `unknown severity "SEVERE"`},
 			{[]string{"--version", "v1.0.0", "--cosign-key", "env:BOTCORE_TEST_KEY", "--oidc-token", "env:BOTCORE_TEST_KEY"}, "not both"},
+			{[]string{"--version", "v1.0.0", "--registry", "127.0.0.1:5999/bot-core"}, "or --allow-unsigned to publish unsigned images"},
 		} {
 			start := time.Now()
 			stderr, err := daggerCallErr(t, repoRoot(t), append([]string{"build-all", "--trivy-db", offlineDB(t)}, c.args...)...)

@@ -72,7 +72,7 @@ func TestVulnerabilityGate(t *testing.T) {
 	reg := startRegistry(t)
 	prefix := reg + "/gate"
 	one := []string{"--services", "nextjs-ui-dashboard", "--platforms", "linux/amd64", "--version", "v2.0.0",
-		"--registry", prefix, "--registry-service", "tcp://" + reg}
+		"--registry", prefix, "--registry-service", "tcp://" + reg, "--allow-unsigned"}
 	critical := writeDB(t, nextCritical)
 
 	t.Run("a CRITICAL finding stops the release before publish, naming the CVE", func(t *testing.T) {
@@ -112,7 +112,7 @@ func TestVulnerabilityGate(t *testing.T) {
 
 	high := writeDB(t, reactHigh)
 	t.Run("a HIGH finding fails the default gate and passes --severity CRITICAL", func(t *testing.T) {
-		args := append([]string{"build-all", "--trivy-db", high, "--registry", prefix + "-high", "--registry-service", "tcp://" + reg}, one[:4]...)
+		args := append([]string{"build-all", "--trivy-db", high, "--registry", prefix + "-high", "--registry-service", "tcp://" + reg, "--allow-unsigned"}, one[:4]...)
 		stderr, err := daggerCallErr(t, repoRoot(t), append(args, "--version", "v2.0.0")...)
 		if err == nil || !strings.Contains(stderr, "CVE-2099-0002") {
 			t.Fatalf("the default gate (HIGH,CRITICAL) did not stop on CVE-2099-0002: err=%v\n%s", err, tail(stderr, 30))

@@ -12709,12 +12709,13 @@ type SupplychainSbomOpts struct {
 	// Document name, also the name of the image's package in it (default:
 	// the image's repository, else "image").
 	//
-	Name string // supplychain (../../../modules/supplychain/main.go:91:2)
+	Name string // supplychain (../../../modules/supplychain/main.go:92:2)
 }
 
-// Sbom returns the SPDX 2.3 JSON SBOM (Syft) of one platform's image of an
-// OCI image layout.
-func (r *Supplychain) Sbom(layout *Directory, platform string, opts ...SupplychainSbomOpts) *File { // supplychain (../../../modules/supplychain/main.go:83:1)
+// Sbom writes the SPDX 2.3 JSON SBOM (Syft) of one platform's image.
+//
+// The image is one platform's of an OCI image layout.
+func (r *Supplychain) Sbom(layout *Directory, platform string, opts ...SupplychainSbomOpts) *File { // supplychain (../../../modules/supplychain/main.go:84:1)
 	assertNotNil("layout", layout)
 	q := r.query.Select("sbom")
 	for i := len(opts) - 1; i >= 0; i-- {
@@ -12737,38 +12738,40 @@ type SupplychainScanOpts struct {
 	// Service or image name, used in the SARIF category trivy/<name>/<platform>/
 	// (trivy/<platform>/ without it).
 	//
-	Name string // supplychain (../../../modules/supplychain/scan.go:48:2)
+	Name string // supplychain (../../../modules/supplychain/scan.go:54:2)
 	//
 	// Severities that fail the gate, comma-separated, from UNKNOWN, LOW,
 	// MEDIUM, HIGH, CRITICAL.
 	//
 	//
 	// Default: "HIGH,CRITICAL"
-	Severity string // supplychain (../../../modules/supplychain/scan.go:52:2)
+	Severity string // supplychain (../../../modules/supplychain/scan.go:58:2)
 	//
 	// Leave out vulnerabilities that have no fixed version yet.
 	//
-	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:55:2)
+	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:61:2)
 	//
 	// Trivy vulnerability database to scan with, offline: a directory holding
 	// trivy.db and metadata.json. Without it the database is downloaded.
 	//
-	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:59:2)
+	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:65:2)
 	//
 	// Trivy ignore file (.trivyignore, or .trivyignore.yaml) of
 	// vulnerability IDs to leave out.
 	//
-	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:63:2)
+	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:69:2)
 }
 
-// Scan scans one platform's image of an OCI image layout with Trivy and
-// applies the severity gate. A failing gate is a result (passed false, with
-// the reports), not an error; an error means the scan could not run (no
-// vulnerability database, an unreadable layout, a bad flag).
+// Scan runs the Trivy vulnerability gate on one platform's image.
+//
+// The image is one platform's of an OCI image layout. A failing gate is a
+// result (passed false, with the reports), not an error; an error means the
+// scan could not run (no vulnerability database, a platform the layout
+// lacks, a bad flag).
 //
 // Without --trivy-db the database is downloaded into the cache volume
 // bot-core-trivy and refreshed at most once a day.
-func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:39:1)
+func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:45:1)
 	assertNotNil("layout", layout)
 	q := r.query.Select("scan")
 	for i := len(opts) - 1; i >= 0; i-- {
@@ -12806,49 +12809,51 @@ type SupplychainSignerOpts struct {
 	//
 	// Cosign private key (PEM), e.g. env:COSIGN_KEY or file:cosign.key.
 	//
-	Key *Secret // supplychain (../../../modules/supplychain/signer.go:49:2)
+	Key *Secret // supplychain (../../../modules/supplychain/signer.go:52:2)
 	//
 	// Password of an encrypted --key.
 	//
-	KeyPassword *Secret // supplychain (../../../modules/supplychain/signer.go:52:2)
+	KeyPassword *Secret // supplychain (../../../modules/supplychain/signer.go:55:2)
 	//
 	// OIDC identity token for keyless signing.
 	//
-	OidcToken *Secret // supplychain (../../../modules/supplychain/signer.go:55:2)
+	OidcToken *Secret // supplychain (../../../modules/supplychain/signer.go:58:2)
 	//
 	// GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL, for keyless signing in a workflow.
 	//
-	OidcRequestURL *Secret // supplychain (../../../modules/supplychain/signer.go:58:2)
+	OidcRequestURL *Secret // supplychain (../../../modules/supplychain/signer.go:61:2)
 	//
 	// GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_TOKEN.
 	//
-	OidcRequestToken *Secret // supplychain (../../../modules/supplychain/signer.go:61:2)
+	OidcRequestToken *Secret // supplychain (../../../modules/supplychain/signer.go:64:2)
 	//
 	// Fulcio that certifies keyless signatures (default: the public
 	// https://fulcio.sigstore.dev).
 	//
-	FulcioURL string // supplychain (../../../modules/supplychain/signer.go:65:2)
+	FulcioURL string // supplychain (../../../modules/supplychain/signer.go:68:2)
 	//
 	// Rekor transparency log (default: the public https://rekor.sigstore.dev).
 	//
-	RekorURL string // supplychain (../../../modules/supplychain/signer.go:68:2)
+	RekorURL string // supplychain (../../../modules/supplychain/signer.go:71:2)
 	//
 	// Sign without recording the signatures in the transparency log;
 	// verifiers then need --insecure-ignore-tlog.
 	//
-	NoTlog bool // supplychain (../../../modules/supplychain/signer.go:72:2)
+	NoTlog bool // supplychain (../../../modules/supplychain/signer.go:75:2)
 	//
 	// Accept keyless certificates without a certificate-transparency
 	// timestamp, as a private Fulcio without a CT log issues them.
 	//
-	InsecureIgnoreSct bool // supplychain (../../../modules/supplychain/signer.go:76:2)
+	InsecureIgnoreSct bool // supplychain (../../../modules/supplychain/signer.go:79:2)
 }
 
-// Signer says how to sign: with --key (and --key-password), or keylessly
-// with an OIDC identity token (--oidc-token, or GitHub Actions' token
-// endpoint through --oidc-request-url and --oidc-request-token) and a
-// Fulcio certificate.
-func (r *Supplychain) Signer(opts ...SupplychainSignerOpts) *SupplychainSigner { // supplychain (../../../modules/supplychain/signer.go:46:1)
+// Signer says how to sign: with a key, or keylessly with an OIDC token.
+//
+// With --key (and --key-password), or keylessly with an OIDC identity
+// token (--oidc-token, or GitHub Actions' token endpoint through
+// --oidc-request-url and --oidc-request-token) and a Fulcio certificate.
+// Then chain with-registry-auth / with-tunnel, and sign or attest.
+func (r *Supplychain) Signer(opts ...SupplychainSignerOpts) *SupplychainSigner { // supplychain (../../../modules/supplychain/signer.go:49:1)
 	q := r.query.Select("signer")
 	for i := len(opts) - 1; i >= 0; i-- {
 		// `key` optional argument
@@ -12903,10 +12908,10 @@ func (r *Supplychain) ToolSource() *Directory { // supplychain (../../../modules
 	}
 }
 
-// Tools returns the container the tools run in: the Go image with the
-// botcore CLI at /usr/local/bin/botcore and workdir /work, e.g.
-// `dagger call tools with-exec --args botcore,--help stdout`.
+// Tools is the container the tools run in: botcore in the Go image.
 //
+// The CLI is at /usr/local/bin/botcore, the workdir is /work, e.g.
+// `dagger call tools with-exec --args botcore,--help stdout`.
 // Only the Go module's files take part, so changing anything else in the
 // repository reuses the cached binary; the module and build cache volumes
 // make a Go change an incremental build.
@@ -12923,77 +12928,78 @@ type SupplychainVerifyOpts struct {
 	//
 	// Public key (PEM) of key-based signatures, e.g. file:cosign.pub.
 	//
-	Key *Secret // supplychain (../../../modules/supplychain/verify.go:24:2)
+	Key *Secret // supplychain (../../../modules/supplychain/verify.go:25:2)
 	//
 	// Keyless: the signer the certificate must name, e.g. an email or
 	// https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.2.3.
 	//
-	CertificateIdentity string // supplychain (../../../modules/supplychain/verify.go:28:2)
+	CertificateIdentity string // supplychain (../../../modules/supplychain/verify.go:29:2)
 	//
 	// Keyless: the OIDC issuer that vouched for the signer, e.g.
 	// https://token.actions.githubusercontent.com.
 	//
-	CertificateOidcIssuer string // supplychain (../../../modules/supplychain/verify.go:32:2)
+	CertificateOidcIssuer string // supplychain (../../../modules/supplychain/verify.go:33:2)
 	//
 	// Keyless: PEM root certificate (and intermediates) of a private Fulcio
 	// (default: the public-good Sigstore root).
 	//
-	CaRoots *File // supplychain (../../../modules/supplychain/verify.go:36:2)
+	CaRoots *File // supplychain (../../../modules/supplychain/verify.go:37:2)
 	//
 	// Keyless: a regular expression the signer must match instead.
 	//
-	CertificateIdentityRegexp string // supplychain (../../../modules/supplychain/verify.go:39:2)
+	CertificateIdentityRegexp string // supplychain (../../../modules/supplychain/verify.go:40:2)
 	//
 	// Keyless: a regular expression the issuer must match instead.
 	//
-	CertificateOidcIssuerRegexp string // supplychain (../../../modules/supplychain/verify.go:42:2)
+	CertificateOidcIssuerRegexp string // supplychain (../../../modules/supplychain/verify.go:43:2)
 	//
 	// Also require a valid attestation of this predicate type (spdxjson,
 	// cyclonedx, slsaprovenance, ... or a URI) by the same signer.
 	//
-	AttestationType string // supplychain (../../../modules/supplychain/verify.go:46:2)
+	AttestationType string // supplychain (../../../modules/supplychain/verify.go:47:2)
 	//
 	// With an image index, also verify each platform manifest's own signature.
 	//
-	Recursive bool // supplychain (../../../modules/supplychain/verify.go:49:2)
+	Recursive bool // supplychain (../../../modules/supplychain/verify.go:50:2)
 	//
 	// Accept signatures without a transparency-log entry (signed with no-tlog).
 	//
-	InsecureIgnoreTlog bool // supplychain (../../../modules/supplychain/verify.go:52:2)
+	InsecureIgnoreTlog bool // supplychain (../../../modules/supplychain/verify.go:53:2)
 	//
 	// Keyless: accept certificates without a certificate-transparency
 	// timestamp (a private Fulcio without a CT log).
 	//
-	InsecureIgnoreSct bool // supplychain (../../../modules/supplychain/verify.go:56:2)
+	InsecureIgnoreSct bool // supplychain (../../../modules/supplychain/verify.go:57:2)
 	//
 	// Rekor transparency log to check against (default: the public one).
 	//
-	RekorURL string // supplychain (../../../modules/supplychain/verify.go:59:2)
+	RekorURL string // supplychain (../../../modules/supplychain/verify.go:60:2)
 	//
 	// Registry user name, for a private registry.
 	//
-	RegistryUsername string // supplychain (../../../modules/supplychain/verify.go:62:2)
+	RegistryUsername string // supplychain (../../../modules/supplychain/verify.go:63:2)
 	//
 	// Registry password or token.
 	//
-	RegistryPassword *Secret // supplychain (../../../modules/supplychain/verify.go:65:2)
+	RegistryPassword *Secret // supplychain (../../../modules/supplychain/verify.go:66:2)
 	//
 	// Tunnels to services on the caller's machine (a loopback registry),
 	// e.g. tcp://127.0.0.1:5000, reached as 127.0.0.1:<port> and localhost:<port>.
 	//
-	HostServices []*Service // supplychain (../../../modules/supplychain/verify.go:69:2)
+	HostServices []*Service // supplychain (../../../modules/supplychain/verify.go:70:2)
 	//
 	// Print JSON instead of text.
 	//
-	JSONOutput bool // supplychain (../../../modules/supplychain/verify.go:72:2)
+	JSONOutput bool // supplychain (../../../modules/supplychain/verify.go:73:2)
 }
 
-// Verify checks an image's cosign signature (and with --attestation-type an
-// attestation) against a policy: a public key, or for keyless signatures
-// the certificate's identity and OIDC issuer. A tag is resolved to its
-// digest first. It returns botcore verify's report and fails when the
-// image does not verify.
-func (r *Supplychain) Verify(ctx context.Context, ref string, opts ...SupplychainVerifyOpts) (string, error) { // supplychain (../../../modules/supplychain/verify.go:18:1)
+// Verify checks an image's cosign signature against a key or an identity.
+//
+// And with --attestation-type an attestation. The policy is a public key,
+// or for keyless signatures the certificate's identity and OIDC issuer. A
+// tag is resolved to its digest first. Returns botcore verify's report;
+// fails when the image does not verify.
+func (r *Supplychain) Verify(ctx context.Context, ref string, opts ...SupplychainVerifyOpts) (string, error) { // supplychain (../../../modules/supplychain/verify.go:19:1)
 	if r.verify != nil {
 		return *r.verify, nil
 	}
@@ -13085,9 +13091,11 @@ func (r *SupplychainScanResult) WithGraphQLQuery(q *querybuilder.Selection) *Sup
 	}
 }
 
-// Why it did not pass: the end of the tool's output, naming each
-// package, vulnerability, severity and fixed version. Empty when passed.
-func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:19:2)
+// Why it did not pass (empty when passed).
+//
+// The end of the tool's output, naming each package, vulnerability,
+// severity and fixed version that failed the gate.
+func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:21:2)
 	if r.failure != nil {
 		return *r.failure, nil
 	}
@@ -13099,9 +13107,10 @@ func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { /
 	return response, q.Execute(ctx)
 }
 
-// Vulnerabilities per severity, as a JSON object, e.g.
-// {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
-func (r *SupplychainScanResult) Findings(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:27:2)
+// Vulnerabilities per severity, as a JSON object.
+//
+// E.g. {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
+func (r *SupplychainScanResult) Findings(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:31:2)
 	if r.findings != nil {
 		return *r.findings, nil
 	}
@@ -13176,7 +13185,7 @@ func (r *SupplychainScanResult) Passed(ctx context.Context) (bool, error) { // s
 }
 
 // Trivy's JSON report.
-func (r *SupplychainScanResult) Report() *File { // supplychain (../../../modules/supplychain/scan.go:21:2)
+func (r *SupplychainScanResult) Report() *File { // supplychain (../../../modules/supplychain/scan.go:23:2)
 	q := r.query.Select("report")
 
 	return &File{
@@ -13184,9 +13193,10 @@ func (r *SupplychainScanResult) Report() *File { // supplychain (../../../module
 	}
 }
 
-// SARIF 2.1.0 report; its run's automationDetails.id is
-// trivy/<name>/<platform>/, one code-scanning category per image.
-func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules/supplychain/scan.go:24:2)
+// SARIF 2.1.0 report, category trivy/<name>/<platform>/.
+//
+// Its runs' automationDetails.id: one code-scanning category per image.
+func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules/supplychain/scan.go:27:2)
 	q := r.query.Select("sarif")
 
 	return &File{
@@ -13194,10 +13204,11 @@ func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules
 	}
 }
 
-// Signer signs and attests images in a registry with cosign, keylessly
-// (Fulcio, with an OIDC token) or with a key. Chain with-registry-auth and
-// with-tunnel as needed, then sign or attest.
-type SupplychainSigner struct { // supplychain (../../../modules/supplychain/signer.go:19:6)
+// Signer signs and attests images in a registry with cosign.
+//
+// Keylessly (Fulcio, with an OIDC token) or with a key. Chain
+// with-registry-auth and with-tunnel as needed, then sign or attest.
+type SupplychainSigner struct { // supplychain (../../../modules/supplychain/signer.go:20:6)
 	query *querybuilder.Selection
 
 	attest *string
@@ -13227,17 +13238,18 @@ type SupplychainSignerAttestOpts struct {
 	//
 	//
 	// Default: "spdxjson"
-	PredicateType string // supplychain (../../../modules/supplychain/signer.go:300:2)
+	PredicateType string // supplychain (../../../modules/supplychain/signer.go:307:2)
 	//
 	// Print JSON instead of a table.
 	//
-	JSONOutput bool // supplychain (../../../modules/supplychain/signer.go:303:2)
+	JSONOutput bool // supplychain (../../../modules/supplychain/signer.go:310:2)
 }
 
-// Attest attaches a signed in-toto attestation of the predicate (e.g. an
-// SPDX SBOM from sbom) to one image by digest, and returns botcore's table
-// of attestations (JSON with --json).
-func (r *SupplychainSigner) Attest(ctx context.Context, ref string, predicate *File, opts ...SupplychainSignerAttestOpts) (string, error) { // supplychain (../../../modules/supplychain/signer.go:291:1)
+// Attest attaches a signed attestation (e.g. an SBOM) to an image digest.
+//
+// An in-toto attestation of the predicate (e.g. the SPDX SBOM from sbom).
+// Returns botcore's table of attestations (JSON with --json-output).
+func (r *SupplychainSigner) Attest(ctx context.Context, ref string, predicate *File, opts ...SupplychainSignerAttestOpts) (string, error) { // supplychain (../../../modules/supplychain/signer.go:298:1)
 	assertNotNil("predicate", predicate)
 	if r.attest != nil {
 		return *r.attest, nil
@@ -13316,17 +13328,18 @@ type SupplychainSignerSignOpts struct {
 	//
 	// With an image index, also sign each platform manifest in it.
 	//
-	Recursive bool // supplychain (../../../modules/supplychain/signer.go:268:2)
+	Recursive bool // supplychain (../../../modules/supplychain/signer.go:274:2)
 	//
 	// Print JSON instead of a table.
 	//
-	JSONOutput bool // supplychain (../../../modules/supplychain/signer.go:271:2)
+	JSONOutput bool // supplychain (../../../modules/supplychain/signer.go:277:2)
 }
 
-// Sign signs each image by digest (REGISTRY/REPOSITORY@sha256:...; tags
-// are refused) in one botcore sign run and returns its table of signatures
-// (JSON with --json).
-func (r *SupplychainSigner) Sign(ctx context.Context, refs []string, opts ...SupplychainSignerSignOpts) (string, error) { // supplychain (../../../modules/supplychain/signer.go:262:1)
+// Sign signs images by digest, in one botcore sign run.
+//
+// REGISTRY/REPOSITORY@sha256:... (tags are refused). Returns botcore's
+// table of signatures (JSON with --json-output).
+func (r *SupplychainSigner) Sign(ctx context.Context, refs []string, opts ...SupplychainSignerSignOpts) (string, error) { // supplychain (../../../modules/supplychain/signer.go:268:1)
 	if r.sign != nil {
 		return *r.sign, nil
 	}
@@ -13354,16 +13367,17 @@ type SupplychainSignerWithRegistryAuthOpts struct {
 	//
 	// User name.
 	//
-	Username string // supplychain (../../../modules/supplychain/signer.go:95:2)
+	Username string // supplychain (../../../modules/supplychain/signer.go:99:2)
 	//
 	// Password or token.
 	//
-	Password *Secret // supplychain (../../../modules/supplychain/signer.go:98:2)
+	Password *Secret // supplychain (../../../modules/supplychain/signer.go:102:2)
 }
 
-// WithRegistryAuth logs in to the registry the images are in. One
-// registry: a later call replaces it.
-func (r *SupplychainSigner) WithRegistryAuth(registry string, opts ...SupplychainSignerWithRegistryAuthOpts) *SupplychainSigner { // supplychain (../../../modules/supplychain/signer.go:89:1)
+// WithRegistryAuth sets the credentials of the images' registry.
+//
+// One registry: a later call replaces it.
+func (r *SupplychainSigner) WithRegistryAuth(registry string, opts ...SupplychainSignerWithRegistryAuthOpts) *SupplychainSigner { // supplychain (../../../modules/supplychain/signer.go:93:1)
 	q := r.query.Select("withRegistryAuth")
 	for i := len(opts) - 1; i >= 0; i-- {
 		// `username` optional argument
@@ -13388,15 +13402,16 @@ type SupplychainSignerWithTunnelOpts struct {
 	// HOST:PORT names that mean this service (default: 127.0.0.1:<port> and
 	// localhost:<port>, where the service answers on the caller's machine).
 	//
-	Hosts []string // supplychain (../../../modules/supplychain/signer.go:119:2)
+	Hosts []string // supplychain (../../../modules/supplychain/signer.go:124:2)
 }
 
-// WithTunnel reaches a service on the caller's machine (a loopback
-// registry, a private Fulcio, an OIDC token endpoint), e.g.
+// WithTunnel reaches a service on the caller's machine.
+//
+// E.g. a loopback registry, a private Fulcio or an OIDC token endpoint:
 // `with-tunnel --service tcp://127.0.0.1:5000`. The service is bound under
 // an alias and connections to the given host:port names go through it, so
 // references, URLs and TLS names stay what you gave.
-func (r *SupplychainSigner) WithTunnel(service *Service, opts ...SupplychainSignerWithTunnelOpts) *SupplychainSigner { // supplychain (../../../modules/supplychain/signer.go:112:1)
+func (r *SupplychainSigner) WithTunnel(service *Service, opts ...SupplychainSignerWithTunnelOpts) *SupplychainSigner { // supplychain (../../../modules/supplychain/signer.go:117:1)
 	assertNotNil("service", service)
 	q := r.query.Select("withTunnel")
 	for i := len(opts) - 1; i >= 0; i-- {
