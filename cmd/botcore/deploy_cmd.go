@@ -306,7 +306,7 @@ func printPlan(a *app, p *deploy.Plan, credentials, composeVersion string, compo
 	}
 	fmt.Fprintf(w, "State file:     %s\n", p.StateFile)
 	fmt.Fprintln(w, "Steps:")
-	fmt.Fprintln(w, "  1. verify the signature of every release image digest above; refuse the whole deploy if one fails (nothing pulled, nothing changed)")
+	fmt.Fprintln(w, "  1. verify the signature of every release image digest above and that each is release "+p.Release.Version+" (its version label); refuse the whole deploy if one fails (nothing pulled, nothing changed)")
 	fmt.Fprintln(w, "  2. pull every image by digest into the Docker engine; record what runs now in the state file")
 	fmt.Fprintf(w, "  3. VERSION=%s %s\n", p.Release.Version, compose)
 	fmt.Fprintln(w, "     (<pins> is a generated override file pinning each service's image to the verified digest)")

@@ -347,6 +347,21 @@ func TestDeploy(t *testing.T) {
 		}
 	})
 
+	t.Run("an older signed release tagged as a new version is refused", func(t *testing.T) {
+		for _, s := range deployServices {
+			f.srv.Tag(t, f.srv.Host+"/bot/"+s, "v1.9.0", f.rels["v1.0.0"][s])
+		}
+		r := f.deploy(t, f.args(project, "v1.9.0")...)
+		if r.code != 1 {
+			t.Fatal(r)
+		}
+		wantAll(t, r, r.stderr, "refusing to deploy v1.9.0: 2 images are not that release; nothing was pulled or changed",
+			"is release v1.0.0 (its org.opencontainers.image.version label), not v1.9.0")
+		if now := f.checkRunning(t, project, "v1.1.0"); !maps.Equal(now, v11) {
+			t.Errorf("containers changed: %v, were %v", now, v11)
+		}
+	})
+
 	t.Run("dry run names the previous version", func(t *testing.T) {
 		r := f.deploy(t, f.args(project, "v1.2.0", "--dry-run")...)
 		if r.code != 0 {

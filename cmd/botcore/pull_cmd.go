@@ -109,6 +109,11 @@ func (c *pullCmd) Run(g *Globals, a *app) error {
 				return fmt.Errorf("refusing to pull %s: %w", tag, verifyError(err, info))
 			}
 			a.progress("verified %s (%s): %s", tag, shortDigest(desc.Digest.String()), describeVerified(res))
+			// The signature says who built it; the label, which it covers,
+			// says which release it is.
+			if err := registry.CheckReleaseVersion(a.ctx, repo.Digest(desc.Digest.String()), c.Version, opts...); err != nil {
+				return fmt.Errorf("refusing to pull %s: %w", tag, verifyError(err, info))
+			}
 		}
 		todo = append(todo, resolved{s, tag, desc})
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bot-core/delivery/cmd/botcore/internal/signing"
 	"github.com/bot-core/delivery/pipelines/registry"
+	"github.com/bot-core/delivery/pipelines/tags"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -77,6 +78,7 @@ type verifyCmd struct {
 	Policy          verifyFlags `embed:""`
 	AttestationType string      `name:"attestation-type" placeholder:"TYPE" help:"Also require a valid attestation of this predicate type (spdxjson, cyclonedx, slsaprovenance, ... or a URI) signed by the same signer."`
 	Recursive       bool        `help:"With an image index, also verify each platform manifest's own signature (made by sign --recursive)."`
+	Release         string      `name:"release" placeholder:"V" help:"Also require the image to be release V (its org.opencontainers.image.version label); default: the tag, when the reference is a version tag such as rust-core-engine:v1.2.3."`
 	Image           string      `arg:"" name:"ref" help:"Image to verify: SERVICE:TAG (or SERVICE@sha256:...) under --registry, or a full reference. A tag is resolved to its digest first; the digest is what is verified."`
 }
 
@@ -85,6 +87,17 @@ type verifyReport struct {
 	Reference string             `json:"reference"` // as given, resolved under --registry
 	Digest    string             `json:"digest"`
 	Verified  []signing.Verified `json:"verified"`
+	// Release is the release the image was checked to be, if any.
+	Release string `json:"release,omitempty"`
+}
+
+func (c *verifyCmd) Validate() error {
+	if c.Release != "" {
+		if err := tags.ValidateVersion(c.Release); err != nil {
+			return fmt.Errorf("--release: %w", err)
+		}
+	}
+	return nil
 }
 
 func (c *verifyCmd) Run(g *Globals, a *app) error {
@@ -136,6 +149,21 @@ func (c *verifyCmd) Run(g *Globals, a *app) error {
 			return err
 		}
 	}
+	if want := c.releaseWanted(ref); want != "" {
+		err := registry.CheckReleaseVersion(a.ctx, d, want, opts...)
+		var vm *registry.VersionMismatchError
+		switch {
+		case errors.As(err, &vm) && vm.Got == "" && c.Release == "":
+			// Not an image of this pipeline (which labels every image):
+			// only an explicit --release makes the label required.
+			a.progress("note: %s has no version label, so which release it is was not checked (--release requires one)", d.DigestStr())
+		case err != nil:
+			return verifyError(err, info)
+		default:
+			a.progress("%s is release %s", d.DigestStr(), want)
+			report.Release = want
+		}
+	}
 	if c.Recursive && desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
@@ -157,6 +185,9 @@ func (c *verifyCmd) Run(g *Globals, a *app) error {
 	}
 	fmt.Fprintf(a.stdout, "verified %s\n", ref)
 	fmt.Fprintf(a.stdout, "  digest  %s\n", d.DigestStr())
+	if report.Release != "" {
+		fmt.Fprintf(a.stdout, "  release  %s (version label)\n", report.Release)
+	}
 	for _, r := range report.Verified {
 		what := r.Kind
 		if r.PredicateType != "" {
@@ -168,6 +199,18 @@ func (c *verifyCmd) Run(g *Globals, a *app) error {
 		fmt.Fprintf(a.stdout, "  %s  %s\n", what, describeVerified(r))
 	}
 	return nil
+}
+
+// releaseWanted is the release the image must be: --release, else the tag
+// when it is a version (a tag like latest or main names no release).
+func (c *verifyCmd) releaseWanted(ref name.Reference) string {
+	if c.Release != "" {
+		return c.Release
+	}
+	if t, ok := ref.(name.Tag); ok && tags.IsVersion(t.TagStr()) {
+		return t.TagStr()
+	}
+	return ""
 }
 
 func describeVerified(r signing.Verified) string {
@@ -186,8 +229,12 @@ func describeVerified(r signing.Verified) string {
 // explains registry errors the usual way.
 func verifyError(err error, info registry.Info) error {
 	var verr *signing.VerificationError
-	if errors.As(err, &verr) {
+	var vm *registry.VersionMismatchError
+	switch {
+	case errors.As(err, &verr):
 		return withHint(err)
+	case errors.As(err, &vm):
+		return &hinted{err, "use the digest release.json records for " + vm.Want + ", or ask whoever moved the tag"}
 	}
 	return registry.Explain(err, info)
 }

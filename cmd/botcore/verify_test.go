@@ -193,3 +193,63 @@ func TestVerifyTrustedRootOffline(t *testing.T) {
 		wantError(t, verify(tc.args...), tc.wants...)
 	}
 }
+
+// TestRetaggedReleaseIsRefused: an older signed release tagged as a newer
+// version passes the signature check (the signer is right) but not the
+// release check: verify and pull refuse it naming both versions, and the
+// genuine release passes.
+func TestRetaggedReleaseIsRefused(t *testing.T) {
+	srv := registrytest.NewBasic(t)
+	old := seedRelease(t, srv, "rust-core-engine", "v1.1.0")
+	genuine := seedRelease(t, srv, "rust-core-engine", "v1.2.0")
+	kp := sigstoretest.NewKeyPair(t, "")
+	env := pullEnv(t, srv)
+	for _, d := range []string{old, genuine} {
+		if r := botcore(t, env, "", "sign", "--key", kp.PrivateFile, "--tlog-upload=false", "rust-core-engine@"+d); r.code != 0 {
+			t.Fatal(r)
+		}
+	}
+	policy := []string{"--key", kp.PublicFile, "--insecure-ignore-tlog"}
+	if r := botcore(t, env, "", append([]string{"verify", "rust-core-engine:v1.2.0"}, policy...)...); r.code != 0 || !strings.Contains(r.stdout, "release  v1.2.0") {
+		t.Fatalf("genuine v1.2.0: %s", r)
+	}
+	srv.Tag(t, srv.Host+"/bot/rust-core-engine", "v1.2.0", old) // someone who can push re-tags
+
+	r := botcore(t, env, "", append([]string{"verify", "rust-core-engine:v1.2.0"}, policy...)...)
+	wantError(t, r, "is release v1.1.0 (its org.opencontainers.image.version label), not v1.2.0", "release.json records for v1.2.0")
+	// By digest nothing names a release, unless asked.
+	if r := botcore(t, env, "", append([]string{"verify", "rust-core-engine@" + old}, policy...)...); r.code != 0 {
+		t.Fatalf("by digest: %s", r)
+	}
+	r = botcore(t, env, "", append([]string{"verify", "--release", "v1.2.0", "rust-core-engine@" + old}, policy...)...)
+	wantError(t, r, "is release v1.1.0")
+
+	out := t.TempDir()
+	r = botcore(t, env, "", append([]string{"pull", "--version", "v1.2.0", "-s", "rust-core-engine", "-o", out}, policy...)...)
+	wantError(t, r, "refusing to pull "+srv.Host+"/bot/rust-core-engine:v1.2.0", "is release v1.1.0")
+	if _, err := os.Stat(filepath.Join(out, "rust-core-engine")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a layout was written although the pull was refused: %v", err)
+	}
+	if r := botcore(t, env, "", append([]string{"pull", "--version", "v1.1.0", "-s", "rust-core-engine", "-o", out}, policy...)...); r.code != 0 {
+		t.Fatalf("genuine v1.1.0: %s", r)
+	}
+}
+
+// An image without a version label (not built by this pipeline) verifies by
+// its tag with a note; --release makes the label required.
+func TestVerifyImageWithoutVersionLabel(t *testing.T) {
+	srv := registrytest.NewBasic(t)
+	d := srv.Push(t, srv.Host+"/bot/rust-core-engine:v1.0.0", registrytest.Index(t, nil, base))
+	kp := sigstoretest.NewKeyPair(t, "")
+	env := pullEnv(t, srv)
+	if r := botcore(t, env, "", "sign", "--key", kp.PrivateFile, "--tlog-upload=false", "rust-core-engine@"+d); r.code != 0 {
+		t.Fatal(r)
+	}
+	policy := []string{"--key", kp.PublicFile, "--insecure-ignore-tlog"}
+	r := botcore(t, env, "", append([]string{"verify", "rust-core-engine:v1.0.0"}, policy...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "has no version label, so which release it is was not checked") || strings.Contains(r.stdout, "release ") {
+		t.Fatalf("unlabelled image by tag: %s", r)
+	}
+	r = botcore(t, env, "", append([]string{"verify", "--release", "v1.0.0", "rust-core-engine:v1.0.0"}, policy...)...)
+	wantError(t, r, "carries no org.opencontainers.image.version label, so nothing says it is release v1.0.0")
+}

@@ -31,8 +31,10 @@ import (
 	"time"
 
 	"github.com/bot-core/delivery/cmd/botcore/internal/digests"
+	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/moby/moby/client"
 )
 
@@ -322,6 +324,9 @@ func (d *Deployer) Deploy(ctx context.Context, plan *Plan) error {
 	if err := d.verify(ctx, rel); err != nil {
 		return err
 	}
+	if err := d.checkReleases(ctx, rel); err != nil {
+		return err
+	}
 	if err := d.pull(ctx, rel, false); err != nil {
 		return fmt.Errorf("%w; nothing was changed (the running services were not touched)", err)
 	}
@@ -494,6 +499,35 @@ func describeDigests(r *Release) string {
 		parts[i] = img.Service + " " + digests.Short(img.Digest)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// checkReleases requires every verified image to be labelled rel.Version: a
+// signature proves who built an image, not which release it is, and an
+// older signed release tagged with the new version must not run as it. A
+// rollback skips this: it returns to digests that ran, whatever they say.
+func (d *Deployer) checkReleases(ctx context.Context, rel *Release) error {
+	if d.Verifier == nil {
+		return nil
+	}
+	opts := []remote.Option{remote.WithAuthFromKeychain(d.Keychain), remote.WithUserAgent("botcore")}
+	var failed []string
+	for _, img := range rel.Images {
+		if img.ThirdParty {
+			continue
+		}
+		ref, err := name.NewDigest(img.Pinned, name.WeakValidation)
+		if err != nil {
+			return err
+		}
+		if err := registry.CheckReleaseVersion(ctx, ref, rel.Version, opts...); err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", img.Service, err))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("refusing to deploy %s: %d images are not that release; nothing was pulled or changed:\n  %s",
+			rel.Version, len(failed), strings.Join(failed, "\n  "))
+	}
+	return nil
 }
 
 func serviceNames(rel *Release) []string {
