@@ -9,7 +9,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/bot-core/delivery/cmd/botcore/internal/credentials"
-	"github.com/bot-core/delivery/cmd/botcore/internal/digests"
+	"github.com/bot-core/delivery/pipelines/digests"
 	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/bot-core/delivery/pipelines/services"
 	"github.com/bot-core/delivery/pipelines/signpolicy"

@@ -111,7 +111,7 @@ func (c *pullCmd) Run(g *Globals, a *app) error {
 			a.progress("verified %s (%s): %s", tag, shortDigest(desc.Digest.String()), describeVerified(res))
 			// The signature says who built it; the label, which it covers,
 			// says which release it is.
-			if err := registry.CheckReleaseVersion(a.ctx, repo.Digest(desc.Digest.String()), c.Version, opts...); err != nil {
+			if err := registry.CheckRelease(repo.Digest(desc.Digest.String()), desc, c.Version); err != nil {
 				return fmt.Errorf("refusing to pull %s: %w", tag, verifyError(err, info))
 			}
 		}

@@ -229,23 +229,11 @@ func saveAuth(dir, key, user, pass string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".config.json.*")
-	if err != nil {
-		return fmt.Errorf("cannot write the docker config in %s: %w", dir, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(append(out, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// 0600: the file holds credentials.
+	if err := replaceFile(path, 0o600, func(w io.Writer) error {
+		_, err := w.Write(append(out, '\n'))
+		return err
+	}); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	return nil

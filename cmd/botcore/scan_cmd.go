@@ -318,14 +318,21 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// writeFile writes path through a temporary file in the same directory, so
-// that a failed write never leaves half a report (or SBOM) behind.
+// writeFile writes path, creating its directory, through a temporary file
+// (replaceFile), so that a failed write never leaves half a report (or
+// SBOM) behind.
 func writeFile(path string, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	return replaceFile(path, 0o644, write)
+}
+
+// replaceFile writes path through a temporary file in the same directory
+// renamed over it, so a failure leaves the old file (or none) behind; the
+// file gets mode perm whatever the umask.
+func replaceFile(path string, perm os.FileMode, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
@@ -334,7 +341,7 @@ func writeFile(path string, write func(io.Writer) error) error {
 		f.Close()
 		return err
 	}
-	if err := f.Chmod(0o644); err != nil {
+	if err := f.Chmod(perm); err != nil {
 		f.Close()
 		return err
 	}

@@ -3,8 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/bot-core/delivery/cmd/botcore/internal/signing"
@@ -119,27 +120,18 @@ func trustRootHint(err error, mirror string) error {
 	return err
 }
 
-// writeFileAtomic replaces path with b through a temporary file in the
-// same directory, so a failure leaves the old file (or none) behind.
+// writeFileAtomic replaces path with b, leaving the old file (or none)
+// behind on a failure.
 func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %v", path, errors.Unwrap(err))
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
+	err := replaceFile(path, 0o644, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the temporary file's name says nothing to the user
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	return nil

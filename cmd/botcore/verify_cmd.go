@@ -150,7 +150,7 @@ func (c *verifyCmd) Run(g *Globals, a *app) error {
 		}
 	}
 	if want := c.releaseWanted(ref); want != "" {
-		err := registry.CheckReleaseVersion(a.ctx, d, want, opts...)
+		err := registry.CheckRelease(d, desc, want)
 		var vm *registry.VersionMismatchError
 		switch {
 		case errors.As(err, &vm) && vm.Got == "" && c.Release == "":

@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/bot-core/delivery/pipelines/tags"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // TagState is what became of one tag in the tag step.
@@ -156,7 +155,7 @@ func (r Registry) plan(items []Item, results []Result, tagList []string, opts []
 	var held []TagOutcome
 	for i, it := range items {
 		existing, err := remote.List(it.Repo, opts...)
-		if err != nil && !notFound(err) {
+		if err != nil && !registry.IsNotFound(err) {
 			return nil, nil, fmt.Errorf("listing the tags of %s: %w", it.Repo, err)
 		}
 		var kept []tags.Held
@@ -188,7 +187,7 @@ func (r Registry) plan(items []Item, results []Result, tagList []string, opts []
 			if tags.IsVersion(m.tag.TagStr()) && d.Digest.String() != m.digest {
 				taken = append(taken, fmt.Sprintf("%s names %s", m.tag, d.Digest))
 			}
-		case notFound(err):
+		case registry.IsNotFound(err):
 		default:
 			return nil, nil, fmt.Errorf("%s: %w", m.tag, err)
 		}
@@ -247,24 +246,8 @@ func restore(m move, opts []remote.Option) error {
 		return remote.Tag(m.tag, m.before, opts...)
 	}
 	err := remote.Delete(m.tag, opts...)
-	if notFound(err) {
+	if registry.IsNotFound(err) {
 		return nil // the failed PUT never landed
 	}
 	return err
-}
-
-func notFound(err error) bool {
-	var terr *transport.Error
-	if !errors.As(err, &terr) {
-		return false
-	}
-	if terr.StatusCode == http.StatusNotFound {
-		return true
-	}
-	for _, d := range terr.Errors {
-		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
-			return true
-		}
-	}
-	return false
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -81,7 +82,7 @@ func (f *tagFixture) setReject(reject func(*http.Request) bool) {
 func tagDigest(t *testing.T, it Item, tag string) string {
 	t.Helper()
 	d, err := remote.Head(it.Repo.Tag(tag))
-	if notFound(err) {
+	if registry.IsNotFound(err) {
 		return ""
 	}
 	if err != nil {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/bot-core/delivery/pipelines/digests"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -212,7 +214,7 @@ func PlanCleanup(refs []TagRef, keep int, protected Protected, children func(dig
 			cosign = append(cosign, r)
 		}
 	}
-	for _, d := range sortedKeys(protected) {
+	for _, d := range slices.Sorted(maps.Keys(protected)) {
 		for _, why := range protected[d] {
 			protect(d, why)
 		}
@@ -245,7 +247,7 @@ func PlanCleanup(refs []TagRef, keep int, protected Protected, children func(dig
 				known[c] = true
 			}
 		}
-		for _, d := range sortedKeys(protected) {
+		for _, d := range slices.Sorted(maps.Keys(protected)) {
 			if tagsOf[d] != nil || known[d] {
 				continue
 			}
@@ -258,16 +260,16 @@ func PlanCleanup(refs []TagRef, keep int, protected Protected, children func(dig
 	}
 	// An index holding a protected platform manifest is the release that
 	// runs: keep it whole.
-	for _, d := range sortedKeys(kids) {
+	for _, d := range slices.Sorted(maps.Keys(kids)) {
 		for _, k := range kids[d] {
 			for _, why := range protected[k] {
 				if !slices.Contains(protected[d], why) { // a release.json names both
-					protect(d, "its platform manifest "+shortDigest(k)+" is "+why)
+					protect(d, "its platform manifest "+digests.Short(k)+" is "+why)
 				}
 			}
 		}
 	}
-	for _, d := range sortedKeys(kids) {
+	for _, d := range slices.Sorted(maps.Keys(kids)) {
 		if reasons[d] == nil {
 			continue
 		}
@@ -334,23 +336,6 @@ func PlanCleanup(refs []TagRef, keep int, protected Protected, children func(dig
 	return plan, nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// shortDigest abbreviates a digest for sentences ("sha256:0123456789ab").
-func shortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return d
-}
-
 // sortTags orders tags like SemverFirst does.
 func sortTags(list []string) {
 	slices.SortFunc(list, func(a, b string) int {
@@ -375,7 +360,7 @@ func PlanRepositoryCleanup(ctx context.Context, repo name.Repository, keep int, 
 	}
 	children := func(digest string) ([]string, error) {
 		desc, err := remote.Get(repo.Digest(digest), opts...)
-		if isNotFound(err) {
+		if IsNotFound(err) {
 			return nil, nil // a protected digest of another repository
 		}
 		if err != nil {
@@ -410,7 +395,7 @@ func resolveTags(repo name.Repository, opts []remote.Option) ([]TagRef, error) {
 	refs := make([]TagRef, 0, len(list))
 	for _, tag := range list {
 		desc, err := remote.Head(repo.Tag(tag), opts...)
-		if isNotFound(err) {
+		if IsNotFound(err) {
 			continue // deleted since the listing
 		}
 		if err != nil {
@@ -421,9 +406,23 @@ func resolveTags(repo name.Repository, opts []remote.Option) ([]TagRef, error) {
 	return refs, nil
 }
 
-func isNotFound(err error) bool {
+// IsNotFound reports whether a registry said the manifest, tag or
+// repository does not exist: HTTP 404, or the distribution error codes
+// some registries send with another status.
+func IsNotFound(err error) bool {
 	var terr *transport.Error
-	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+	if !errors.As(err, &terr) {
+		return false
+	}
+	if terr.StatusCode == http.StatusNotFound {
+		return true
+	}
+	for _, d := range terr.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+			return true
+		}
+	}
+	return false
 }
 
 // Applied is what ApplyCleanup did with one planned deletion.
@@ -496,10 +495,10 @@ func ApplyCleanup(ctx context.Context, repo name.Repository, plan CleanupPlan, p
 			continue
 		}
 		// Once more right before deleting: the listing above took a while.
-		for _, t := range sortedKeys(own) {
+		for _, t := range slices.Sorted(maps.Keys(own)) {
 			desc, err := remote.Head(repo.Tag(t), opts...)
 			switch {
-			case isNotFound(err):
+			case IsNotFound(err):
 				current[t] = ""
 			case err != nil:
 				return out, err
@@ -549,7 +548,7 @@ func ApplyCleanup(ctx context.Context, repo name.Repository, plan CleanupPlan, p
 // differ from the plan for deletion d (own: its tags and attachment tags),
 // or "" when they do not.
 func changedSince(own, planned, current map[string]string, d Deletion) string {
-	for _, t := range sortedKeys(own) {
+	for _, t := range slices.Sorted(maps.Keys(own)) {
 		switch now, ok := current[t]; {
 		case !ok || now == "":
 			return "tag " + t + " is gone since the plan"
@@ -564,7 +563,7 @@ func changedSince(own, planned, current map[string]string, d Deletion) string {
 	for _, a := range d.Attachments {
 		doomed[a.Digest] = true
 	}
-	for _, t := range sortedKeys(current) {
+	for _, t := range slices.Sorted(maps.Keys(current)) {
 		if _, mine := own[t]; mine || !doomed[current[t]] {
 			continue
 		}
@@ -578,7 +577,7 @@ func changedSince(own, planned, current map[string]string, d Deletion) string {
 // deleteManifest deletes repo@digest; one already gone is fine, as the
 // point is that it is gone.
 func deleteManifest(repo name.Repository, digest string, opts []remote.Option) error {
-	if err := remote.Delete(repo.Digest(digest), opts...); err != nil && !isNotFound(err) {
+	if err := remote.Delete(repo.Digest(digest), opts...); err != nil && !IsNotFound(err) {
 		return err
 	}
 	return nil

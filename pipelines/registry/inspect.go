@@ -63,44 +63,17 @@ func Inspect(ctx context.Context, ref name.Reference, progress Progress, opts ..
 		Index:     desc.MediaType.IsIndex(),
 		Platforms: []Platform{},
 	}
-	switch {
-	case out.Index:
-		idx, err := desc.ImageIndex()
-		if err != nil {
-			return Inspection{}, err
-		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return Inspection{}, fmt.Errorf("cannot parse the index of %s: %w", ref, err)
-		}
-		for _, d := range im.Manifests {
-			if !isPlatformImage(d) {
-				out.Attestations++
-				continue
-			}
-			progress.printf("reading platform image %s", d.Digest)
-			img, err := idx.Image(d.Digest)
-			if err != nil {
-				return Inspection{}, err
-			}
-			p, err := describe(img, d.Platform)
-			if err != nil {
-				return Inspection{}, err
-			}
-			out.Platforms = append(out.Platforms, p)
-		}
-	case desc.MediaType.IsImage():
-		img, err := desc.Image()
-		if err != nil {
-			return Inspection{}, err
-		}
-		p, err := describe(img, nil)
+	images, attestations, err := platformImages(ref, desc, progress)
+	if err != nil {
+		return Inspection{}, err
+	}
+	out.Attestations = attestations
+	for _, pi := range images {
+		p, err := describe(pi.image, pi.platform)
 		if err != nil {
 			return Inspection{}, err
 		}
 		out.Platforms = append(out.Platforms, p)
-	default:
-		return Inspection{}, fmt.Errorf("%s is a %s, not an image or image index", ref, desc.MediaType)
 	}
 
 	progress.printf("looking for cosign signature and attestation tags")
@@ -115,6 +88,52 @@ func Inspect(ctx context.Context, ref name.Reference, progress Progress, opts ..
 		out.AttestationTag = t
 	}
 	return out, nil
+}
+
+// platformImage is one runnable image of a reference, with the platform
+// its index names (nil for a single image).
+type platformImage struct {
+	image    v1.Image
+	platform *v1.Platform
+}
+
+// platformImages are the runnable images of desc: every platform image of
+// an index (counting the attestation manifests it skips), or the image
+// itself.
+func platformImages(ref name.Reference, desc *remote.Descriptor, progress Progress) ([]platformImage, int, error) {
+	switch {
+	case desc.MediaType.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, 0, err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, 0, fmt.Errorf("cannot parse the index of %s: %w", ref, err)
+		}
+		var out []platformImage
+		attestations := 0
+		for _, d := range im.Manifests {
+			if !isPlatformImage(d) {
+				attestations++
+				continue
+			}
+			progress.printf("reading platform image %s", d.Digest)
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return nil, 0, err
+			}
+			out = append(out, platformImage{img, d.Platform})
+		}
+		return out, attestations, nil
+	case desc.MediaType.IsImage():
+		img, err := desc.Image()
+		if err != nil {
+			return nil, 0, err
+		}
+		return []platformImage{{img, nil}}, 0, nil
+	}
+	return nil, 0, fmt.Errorf("%s is a %s, not an image or image index", ref, desc.MediaType)
 }
 
 func describe(img v1.Image, platform *v1.Platform) (Platform, error) {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/bot-core/delivery/pipelines/labels"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -39,41 +38,21 @@ func CheckReleaseVersion(ctx context.Context, ref name.Digest, want string, opts
 	if err != nil {
 		return err
 	}
-	var images []v1.Image
-	switch {
-	case desc.MediaType.IsIndex():
-		idx, err := desc.ImageIndex()
-		if err != nil {
-			return err
-		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return err
-		}
-		for _, d := range im.Manifests {
-			if !isPlatformImage(d) {
-				continue
-			}
-			img, err := idx.Image(d.Digest)
-			if err != nil {
-				return err
-			}
-			images = append(images, img)
-		}
-	case desc.MediaType.IsImage():
-		img, err := desc.Image()
-		if err != nil {
-			return err
-		}
-		images = append(images, img)
-	default:
-		return fmt.Errorf("%s is a %s, not an image or image index", ref, desc.MediaType)
+	return CheckRelease(ref, desc, want)
+}
+
+// CheckRelease is CheckReleaseVersion for a caller that has already
+// fetched ref's descriptor (to verify it), so the manifest is read once.
+func CheckRelease(ref name.Digest, desc *remote.Descriptor, want string) error {
+	images, _, err := platformImages(ref, desc, nil)
+	if err != nil {
+		return err
 	}
 	if len(images) == 0 {
 		return &VersionMismatchError{Ref: ref.String(), Want: want}
 	}
-	for _, img := range images {
-		cf, err := img.ConfigFile()
+	for _, pi := range images {
+		cf, err := pi.image.ConfigFile()
 		if err != nil {
 			return fmt.Errorf("cannot read the config of an image of %s: %w", ref, err)
 		}

@@ -30,7 +30,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bot-core/delivery/cmd/botcore/internal/digests"
+	"github.com/bot-core/delivery/pipelines/digests"
 	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bot-core/delivery/cmd/botcore/internal/digests"
+	"github.com/bot-core/delivery/pipelines/digests"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/moby/client"

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bot-core/delivery/cmd/botcore/internal/digests"
+	"github.com/bot-core/delivery/pipelines/digests"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )

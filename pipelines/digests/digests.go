@@ -1,6 +1,7 @@
 // Package digests formats image digests for people. It is shared by the
-// botcore commands and the internal packages that print digests (deploy),
-// so a digest looks the same in every table, progress line and error.
+// botcore commands, their internal packages and the pipeline packages that
+// word digests in plans (cleanup), so a digest looks the same in every
+// table, progress line and error.
 package digests
 
 import "strings"
