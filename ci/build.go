@@ -45,5 +45,6 @@ func (s buildStage) Run(ctx context.Context, r *run) error {
 		a.record = release.Service{Name: a.service.Name, IndexDigest: lay.IndexDigest, Platforms: lay.Platforms, Sizes: lay.Sizes,
 			Reports: map[string]release.Reports{}}
 	}
+	r.rel.State = release.StateBuilt
 	return nil
 }

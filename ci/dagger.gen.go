@@ -464,6 +464,20 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg allowUnsigned", err))
 				}
 			}
+			var forceRetag bool
+			if inputArgs["forceRetag"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["forceRetag"]), &forceRetag)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg forceRetag", err))
+				}
+			}
+			var recordFailure bool
+			if inputArgs["recordFailure"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["recordFailure"]), &recordFailure)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg recordFailure", err))
+				}
+			}
 			var hostServices []*dagger.Service
 			if inputArgs["hostServices"] != nil {
 				err = json.Unmarshal([]byte(inputArgs["hostServices"]), &hostServices)
@@ -471,7 +485,21 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg hostServices", err))
 				}
 			}
-			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, hostServices)
+			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, forceRetag, recordFailure, hostServices)
+		case "CheckRelease":
+			var parent BotCore
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var record *dagger.File
+			if inputArgs["record"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["record"]), &record)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg record", err))
+				}
+			}
+			return (*BotCore).CheckRelease(&parent, ctx, record)
 		case "Services":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)

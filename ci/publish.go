@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -40,11 +41,14 @@ type registryStage struct {
 	password *dagger.Secret
 	tunnel   *dagger.Service // the registry on the caller's machine, if it is there
 	sign     signer
+	// forceRetag lets a published version tag move (build-all --force-retag).
+	forceRetag bool
 }
 
 func (registryStage) String() string { return "publish" }
 
 func (s registryStage) Run(ctx context.Context, r *run) error {
+	r.rel.Registry = r.plan.Registry.Prefix()
 	var items []publish.Item
 	for _, a := range r.arts {
 		repo, err := r.plan.Repo(a.service.Name)
@@ -75,11 +79,13 @@ func (s registryStage) Run(ctx context.Context, r *run) error {
 		hooks.Sign = func(ctx context.Context, _ []publish.Result) error { return s.sign.all(ctx, s, r) }
 	}
 	progress := func(f string, a ...any) { fmt.Printf(f+"\n", a...) }
-	if _, err := publish.Release(ctx, publish.Registry{Options: opts, Progress: progress}, items, r.plan.Tags, hooks); err != nil {
-		return err
+	reg := publish.Registry{Options: opts, Progress: progress, ForceRetag: s.forceRetag}
+	outcome, err := publish.Release(ctx, reg, items, r.plan.Tags, hooks)
+	if errors.Is(err, publish.ErrVersionTaken) {
+		err = fmt.Errorf("%w (--force-retag moves it on purpose)", err)
 	}
-	r.rel.Registry, r.rel.Published = r.plan.Registry.Prefix(), true
-	return nil
+	r.rel.RecordPublish(outcome, err)
+	return err
 }
 
 // options authenticate with the given credentials (anonymous without them)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"dagger/bot-core/internal/dagger"
@@ -110,6 +111,17 @@ func (m *BotCore) BuildAll(
 	// (recorded in release.json); without it such a release is refused.
 	// +optional
 	allowUnsigned bool,
+	// Move a published version tag (v1.2.3, 1.2.3) that names another image;
+	// without it such a release stops before any tag moves.
+	// +optional
+	forceRetag bool,
+	// When the release fails after the build (vulnerability gate, push,
+	// signing, tags), still return the release directory, with release.json
+	// saying how far it got (state), why it stopped (error) and what became
+	// of every tag, and end the call successfully: the caller must then run
+	// check-release on release.json (the workflow does).
+	// +optional
+	recordFailure bool,
 	// Tunnels to other services on the caller's machine (a private Fulcio, a
 	// token endpoint), e.g. tcp://127.0.0.1:5555: the tool container then
 	// reaches 127.0.0.1:5555 through them.
@@ -126,13 +138,14 @@ func (m *BotCore) BuildAll(
 	if err != nil {
 		return nil, err
 	}
+	r.recordFailure = recordFailure
 	gate, err := m.scanStage(ctx, trivyDb)
 	if err != nil {
 		return nil, err
 	}
 	var out stage = exportStage{}
 	if r.plan.Publishing() {
-		out = registryStage{m: m, username: registryUsername, password: registryPassword, tunnel: registryService, sign: sign}
+		out = registryStage{m: m, username: registryUsername, password: registryPassword, tunnel: registryService, sign: sign, forceRetag: forceRetag}
 	}
 	return r.execute(ctx, buildStage{m: m}, gate, out)
 }
@@ -152,6 +165,13 @@ type run struct {
 	out   *dagger.Directory
 	rel   release.Manifest
 	clock clock
+	// recordFailure: a failure after the build returns the release
+	// directory with the failure in release.json instead of an error.
+	recordFailure bool
+	// req is the request as given and started when the run began: the
+	// provenance records both.
+	req     plan.Request
+	started time.Time
 }
 
 // artifact is one service on its way through the stages.
@@ -163,6 +183,9 @@ type artifact struct {
 	layout ociLayout
 	// sboms are the SPDX documents per platform (scan), attested when signing.
 	sboms map[string]*dagger.File
+	// vulns are the scans per platform as cosign vulnerability predicates
+	// (scan), attested when signing.
+	vulns map[string]*dagger.File
 	// record is what release.json says of the service; each stage adds to it.
 	record release.Service
 }
@@ -177,21 +200,34 @@ func (m *BotCore) newRun(ctx context.Context, req plan.Request) (*run, error) {
 	if err != nil {
 		return nil, withFlag(err)
 	}
-	r := &run{plan: p, out: dag.Directory(), rel: release.Manifest{Version: p.Version, Revision: p.Revision, Created: p.Created,
+	r := &run{plan: p, req: req, started: time.Now().UTC(), out: dag.Directory(), rel: release.Manifest{Version: p.Version, Revision: p.Revision, Created: p.Created,
 		Tags: p.Tags, Platforms: p.Platforms, Unsigned: p.Unsigned}}
 	for _, s := range p.Services {
-		r.arts = append(r.arts, &artifact{service: s, variants: make([]*dagger.Container, len(p.Platforms)), sboms: map[string]*dagger.File{}})
+		r.arts = append(r.arts, &artifact{service: s, variants: make([]*dagger.Container, len(p.Platforms)), sboms: map[string]*dagger.File{},
+			vulns: map[string]*dagger.File{}})
 	}
 	return r, nil
 }
 
 // execute runs the stages in order, then writes release.json and summary.md.
+// A stage's error ends the release; once something was built, the record
+// says so too (release.json's state and error) and, with recordFailure,
+// comes out instead of the error.
 func (r *run) execute(ctx context.Context, stages ...stage) (*dagger.Directory, error) {
 	for _, s := range stages {
 		r.clock.lap(s.String())
-		if err := s.Run(ctx, r); err != nil {
+		err := s.Run(ctx, r)
+		if err == nil {
+			continue
+		}
+		if r.rel.State == "" || !r.recordFailure {
 			return nil, err
 		}
+		if r.rel.Error == "" {
+			r.rel.Error = err.Error()
+		}
+		fmt.Printf("RELEASE FAILED in stage %s (state %s), recorded in release.json: %v\n", s, r.rel.State, err)
+		break
 	}
 	r.clock.lap("done")
 	for _, a := range r.arts {
@@ -248,4 +284,29 @@ func withFlag(err error) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", flag, err)
+}
+
+// CheckRelease fails when a release record (build-all's release.json) says
+// the release did not complete, with one sentence saying how far it got and
+// why; it prints the state when it did. The workflow runs it after
+// build-all --record-failure, whose call succeeds either way.
+func (m *BotCore) CheckRelease(ctx context.Context,
+	// release.json of the release to check.
+	record *dagger.File,
+) (string, error) {
+	data, err := record.Contents(ctx)
+	if err != nil {
+		return "", err
+	}
+	rel, err := release.Parse([]byte(data))
+	if err != nil {
+		return "", err
+	}
+	if err := rel.Check(); err != nil {
+		return "", err
+	}
+	if rel.State == "" {
+		return "", errors.New("release.json has no state: it was not written by this build-all (or by one older than the state field)")
+	}
+	return fmt.Sprintf("release %s: %s", or(rel.Version, strings.Join(rel.Tags, ", ")), rel.State), nil
 }

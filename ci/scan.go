@@ -33,6 +33,7 @@ func (gateStage) String() string { return "scan+sbom" }
 // imageReports are one image's scan and SBOM outputs, still in the engine.
 type imageReports struct {
 	sarif, scanJSON, sbom *dagger.File
+	vuln                  *dagger.File // cosign vulnerability predicate
 	findings              map[string]int
 	failure               string // the gate's verdict; empty when it passed
 }
@@ -61,20 +62,21 @@ func (s gateStage) Run(ctx context.Context, r *run) error {
 			r.out = r.out.WithFile(rr.SARIF, rep.sarif).WithFile(rr.Scan, rep.scanJSON).WithFile(rr.SBOM, rep.sbom)
 			a.record.Reports[p] = rr
 			a.sboms[p] = rep.sbom
+			a.vulns[p] = rep.vuln
 			if rep.failure != "" {
 				failed = append(failed, fmt.Sprintf("%s (%s): %s", a.service.Name, p, rep.failure))
 			}
 		}
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("vulnerability gate (%s) failed, nothing was pushed:\n%s\n(fix or upgrade the packages, or list accepted CVEs in .trivyignore)",
-			strings.Join(r.plan.Severities, ","), strings.Join(failed, "\n"))
-	}
 	db := "download"
 	if s.db != nil {
 		db = "directory"
 	}
-	r.rel.Scan = &release.ScanPolicy{Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed, DB: db}
+	r.rel.Scan = &release.ScanPolicy{Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed, DB: db, Failed: failed}
+	if len(failed) > 0 {
+		return fmt.Errorf("vulnerability gate (%s) failed, nothing was pushed:\n%s\n(fix or upgrade the packages, or list accepted CVEs in .trivyignore)",
+			strings.Join(r.plan.Severities, ","), strings.Join(failed, "\n"))
+	}
 	return nil
 }
 
@@ -88,7 +90,7 @@ func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform stri
 	if err != nil { // the module's error says why, and how to give it a database
 		return imageReports{}, fmt.Errorf("scan could not run, nothing was pushed: %s (%s): %w (docs/offline.md)", a.service.Name, platform, err)
 	}
-	rep := imageReports{sarif: res.Sarif(), scanJSON: res.Report()}
+	rep := imageReports{sarif: res.Sarif(), scanJSON: res.Report(), vuln: res.Vuln()}
 	if !passed {
 		if rep.failure, err = res.Failure(ctx); err != nil {
 			return imageReports{}, err

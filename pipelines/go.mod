@@ -4,7 +4,9 @@ go 1.25.0
 
 require (
 	github.com/google/go-containerregistry v0.20.6
+	github.com/in-toto/attestation v1.2.0
 	golang.org/x/mod v0.28.0
+	google.golang.org/protobuf v1.36.12
 	gopkg.in/yaml.v3 v3.0.1
 )
 

@@ -26,3 +26,26 @@ func TestEverySupportedPlatformHasARustTarget(t *testing.T) {
 		}
 	}
 }
+
+// Every language's bases are the images its builder runs From: the runtime
+// on the target platform, the builder where the builder runs it.
+func TestBasesFollowTheBuilders(t *testing.T) {
+	img := DefaultImages
+	spec := func(lang string) Spec {
+		return Spec{Service: services.Service{Name: "s", Language: lang}, Platform: "linux/arm64", BuildPlatform: "linux/amd64", Images: img}
+	}
+	want := map[string][]Base{
+		"rust":   {{img.RustBuilder, "linux/amd64"}, {img.RustRuntime, "linux/arm64"}},
+		"python": {{img.PythonBuilder, "linux/arm64"}, {img.PythonRuntime, "linux/arm64"}},
+		"nextjs": {{img.NodeBuilder, "linux/amd64"}, {img.NodeRuntime, "linux/arm64"}},
+	}
+	for lang, w := range want {
+		got, err := Bases(spec(lang))
+		if err != nil || len(got) != len(w) || got[0] != w[0] || got[1] != w[1] {
+			t.Errorf("%s: %v %v, want %v", lang, got, err, w)
+		}
+	}
+	if _, err := Bases(spec("cobol")); err == nil {
+		t.Error("an unknown language has bases")
+	}
+}

@@ -129,6 +129,7 @@ type scanCmd struct {
 	JSONReport    string   `name:"json-report" placeholder:"FILE" help:"Write trivy's JSON report to FILE (written even when the scan fails the gate). With --layout or --tarball, --json FILE means the same."`
 	SARIF         string   `name:"sarif" placeholder:"FILE" help:"Write a SARIF 2.1.0 report (trivy's) to FILE, e.g. for GitHub code scanning (written even when the scan fails the gate)."`
 	SARIFCategory string   `name:"sarif-category" placeholder:"ID" help:"Set every SARIF run's automationDetails.id to ID, e.g. trivy/<service>/<platform>/: GitHub code scanning keeps one analysis per ID, so the reports of several images for one commit do not replace each other (needs --sarif)."`
+	CosignVuln    string   `name:"cosign-vuln" placeholder:"FILE" help:"Write the scan as a cosign vulnerability predicate (Trivy's cosign-vuln format) to FILE, for attest --type vuln (written even when the scan fails the gate)."`
 	Findings      string   `name:"findings" placeholder:"FILE" help:"Write the number of vulnerabilities of each of the five severities to FILE, as one JSON object (severity to count, zeros included), counted as in the JSON report, so without the ignored ones (written even when the scan fails the gate)."`
 
 	// jsonFile is set when --json was given a file name (see takeJSONFile):
@@ -241,6 +242,12 @@ func (c *scanCmd) Run(g *Globals, a *app) error {
 			return fmt.Errorf("cannot write the SARIF report: %w", err)
 		}
 		a.progress("wrote the SARIF report %s", c.SARIF)
+	}
+	if c.CosignVuln != "" {
+		if err := writeFile(c.CosignVuln, func(w io.Writer) error { return scan.WriteCosignVuln(a.ctx, w, res.Report) }); err != nil {
+			return fmt.Errorf("cannot write the cosign vulnerability predicate: %w", err)
+		}
+		a.progress("wrote the cosign vulnerability predicate %s", c.CosignVuln)
 	}
 	if c.Findings != "" {
 		if err := writeFile(c.Findings, func(w io.Writer) error { return scan.WriteCounts(w, res.Counts()) }); err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/aquasecurity/trivy-db/pkg/metadata"
 	"github.com/aquasecurity/trivy/pkg/types"
+	"github.com/bot-core/delivery/cmd/botcore/internal/scan"
 	"github.com/bot-core/delivery/pipelines/registry/registrytest"
 	"github.com/bot-core/delivery/test/trivydbtest"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -344,7 +345,8 @@ func TestScanLayout(t *testing.T) {
 		const category = "trivy/nextjs-ui-dashboard/linux-amd64/"
 		ignoreFile := ignore(t, cveNext)
 		r := botcore(t, env, "", "scan", "--layout", f.layout, "--db-dir", f.db, "--ignorefile", ignoreFile,
-			"--json-report", out+"/trivy.json", "--sarif", out+"/trivy.sarif", "--sarif-category", category, "--findings", out+"/findings.json")
+			"--json-report", out+"/trivy.json", "--sarif", out+"/trivy.sarif", "--sarif-category", category, "--findings", out+"/findings.json",
+			"--cosign-vuln", out+"/vuln.json")
 		if got := gateLines(r.stderr); r.code != 1 || !slices.Equal(got, []string{lineDebFixed, lineDebUnfixed}) {
 			t.Fatalf("gate %q\n%s", got, r)
 		}
@@ -394,6 +396,28 @@ func TestScanLayout(t *testing.T) {
 		}
 		if len(report.Runs) != 1 || results != 4 {
 			t.Errorf("SARIF has %d runs, %d results; want 1 run, 4 results", len(report.Runs), results)
+		}
+
+		// The cosign vulnerability predicate is Trivy's: scanner and result.
+		var vp struct {
+			Scanner struct {
+				URI, Version string
+				Result       types.Report
+			}
+			Metadata struct{ ScanStartedOn, ScanFinishedOn time.Time }
+		}
+		if b, err := os.ReadFile(out + "/vuln.json"); err != nil || json.Unmarshal(b, &vp) != nil {
+			t.Fatalf("cosign vuln predicate: %v\n%s", err, b)
+		}
+		if vp.Scanner.Version != scan.TrivyVersion() || vp.Scanner.URI != "pkg:github/aquasecurity/trivy@"+scan.TrivyVersion() || vp.Metadata.ScanStartedOn.IsZero() {
+			t.Errorf("cosign vuln predicate scanner %s %s, started %v", vp.Scanner.URI, vp.Scanner.Version, vp.Metadata.ScanStartedOn)
+		}
+		inPredicate := 0
+		for _, res := range vp.Scanner.Result.Results {
+			inPredicate += len(res.Vulnerabilities)
+		}
+		if inPredicate != 4 || vp.Scanner.Result.ArtifactName != rep.ArtifactName {
+			t.Errorf("cosign vuln predicate result: %d vulnerabilities of %s, want the JSON report's 4 of %s", inPredicate, vp.Scanner.Result.ArtifactName, rep.ArtifactName)
 		}
 
 		// --json FILE (the pipeline's spelling) takes the same companions.

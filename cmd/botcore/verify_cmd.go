@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/bot-core/delivery/cmd/botcore/internal/signing"
+	"github.com/bot-core/delivery/pipelines/provenance"
 	"github.com/bot-core/delivery/pipelines/registry"
 	"github.com/bot-core/delivery/pipelines/tags"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -77,6 +78,7 @@ func (f *verifyFlags) given() bool {
 type verifyCmd struct {
 	Policy          verifyFlags `embed:""`
 	AttestationType string      `name:"attestation-type" placeholder:"TYPE" help:"Also require a valid attestation of this predicate type (spdxjson, cyclonedx, slsaprovenance, ... or a URI) signed by the same signer."`
+	Require         []string    `name:"require" sep:"," placeholder:"LIST" help:"Also require, on every platform manifest (each platform image of an index), a valid attestation of each of these kinds signed by the same signer: sbom, provenance (SLSA v1), vuln (the vulnerability scan), or a cosign predicate type. With a release asked (a version tag or --release), the provenance must record that release: its version input and, for a tag push, its git ref refs/tags/vX.Y.Z."`
 	Recursive       bool        `help:"With an image index, also verify each platform manifest's own signature (made by sign --recursive)."`
 	Release         string      `name:"release" placeholder:"V" help:"Also require the image to be release V (its org.opencontainers.image.version label); default: the tag, when the reference is a version tag such as rust-core-engine:v1.2.3."`
 	Image           string      `arg:"" name:"ref" help:"Image to verify: SERVICE:TAG (or SERVICE@sha256:...) under --registry, or a full reference. A tag is resolved to its digest first; the digest is what is verified."`
@@ -97,7 +99,28 @@ func (c *verifyCmd) Validate() error {
 			return fmt.Errorf("--release: %w", err)
 		}
 	}
+	for i, kind := range c.Require {
+		t, err := requiredType(kind)
+		if err != nil {
+			return err
+		}
+		c.Require[i] = t
+	}
 	return nil
+}
+
+// requiredKinds are --require's names for the attestations build-all makes,
+// as cosign types them; any other cosign predicate type is taken as is.
+var requiredKinds = map[string]string{"sbom": "spdxjson", "provenance": provenance.CosignType, "vuln": "vuln"}
+
+func requiredType(kind string) (string, error) {
+	if t, ok := requiredKinds[kind]; ok {
+		return t, nil
+	}
+	if _, err := signing.PredicateTypeURI(kind); err != nil {
+		return "", fmt.Errorf("--require: %q is no attestation kind: give sbom, provenance, vuln or a cosign predicate type such as spdxjson", kind)
+	}
+	return kind, nil
 }
 
 func (c *verifyCmd) Run(g *Globals, a *app) error {
@@ -164,6 +187,11 @@ func (c *verifyCmd) Run(g *Globals, a *app) error {
 			report.Release = want
 		}
 	}
+	if len(c.Require) > 0 {
+		if err := c.requireAttestations(d, desc, c.releaseWanted(ref), check, &report, a); err != nil {
+			return err
+		}
+	}
 	if c.Recursive && desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
@@ -201,6 +229,53 @@ func (c *verifyCmd) Run(g *Globals, a *app) error {
 	return nil
 }
 
+// requireAttestations checks every --require attestation on each platform
+// manifest of d (build-all attests those, not the index) and, with a
+// release wanted, that every provenance records the build of that release:
+// a signed provenance of v1.1.0 is no evidence for v1.2.0. Its errors are
+// explained already.
+func (c *verifyCmd) requireAttestations(d name.Digest, desc *remote.Descriptor, want string, check func(name.Digest, string) error, report *verifyReport, a *app) error {
+	targets := []name.Digest{d}
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return fmt.Errorf("cannot parse the index of %s: %w", d, err)
+		}
+		targets = nil
+		for _, m := range im.Manifests {
+			if m.Platform == nil || m.Platform.OS == "unknown" { // buildkit's attestation manifests
+				continue
+			}
+			targets = append(targets, d.Context().Digest(m.Digest.String()))
+		}
+	}
+	for _, t := range targets {
+		for _, kind := range c.Require {
+			if err := check(t, kind); err != nil {
+				return err
+			}
+			if kind != provenance.CosignType || want == "" {
+				continue
+			}
+			for _, st := range report.Verified[len(report.Verified)-1].Statements {
+				p, err := provenance.Parse(st)
+				if err != nil {
+					return fmt.Errorf("the provenance of %s cannot be read: %w", t, err)
+				}
+				if err := provenance.CheckVersion(p, t.String(), want); err != nil {
+					return verifyError(err, registry.Info{})
+				}
+			}
+			a.progress("the provenance of %s records release %s", t.DigestStr(), want)
+		}
+	}
+	return nil
+}
+
 // releaseWanted is the release the image must be: --release, else the tag
 // when it is a version (a tag like latest or main names no release).
 func (c *verifyCmd) releaseWanted(ref name.Reference) string {
@@ -230,11 +305,14 @@ func describeVerified(r signing.Verified) string {
 func verifyError(err error, info registry.Info) error {
 	var verr *signing.VerificationError
 	var vm *registry.VersionMismatchError
+	var pm *provenance.VersionMismatchError
 	switch {
 	case errors.As(err, &verr):
 		return withHint(err)
 	case errors.As(err, &vm):
 		return &hinted{err, "use the digest release.json records for " + vm.Want + ", or ask whoever moved the tag"}
+	case errors.As(err, &pm):
+		return &hinted{err, "use the digest release.json records for " + pm.Want + ", or ask whoever published it"}
 	}
 	return registry.Explain(err, info)
 }

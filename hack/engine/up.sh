@@ -112,6 +112,12 @@ start_engine() {
   log "starting Dagger engine $DAGGER_VERSION (state: $BOTCORE_CACHE/engine-state, log: $RUN_DIR/logs/engine.log)"
   mkdir -p /run/dagger "$RUN_DIR/ns" "$BOTCORE_CACHE/engine-state/$DAGGER_VERSION"
   rm -f "$ENGINE_SOCK"
+  # An engine killed mid-build leaves overlayfs work dirs behind whose
+  # "incompat/volatile" marker makes the kernel refuse the next mount of that
+  # snapshot ("failed to mount ... invalid argument"). The engine mounts in its
+  # own namespace, so with it down nothing is mounted and they are all stale.
+  find "$BOTCORE_CACHE/engine-state/$DAGGER_VERSION/worker/snapshots/snapshots" -mindepth 3 -maxdepth 3 \
+    -path '*/work/work' -type d -exec rm -rf {} + 2>/dev/null || true
   # Own mount namespace: the engine's host-file rewrites stay private.
   # Own PID namespace: when the engine exits, every container it left dies too.
   setsid unshare --mount --propagation private --pid --fork --mount-proc --kill-child=SIGTERM \

@@ -25,6 +25,9 @@ type ScanResult struct {
 	//
 	// Its runs' automationDetails.id: one code-scanning category per image.
 	Sarif *dagger.File
+	// The scan as a cosign vulnerability predicate (Trivy's cosign-vuln
+	// format), for attest --predicate-type vuln.
+	Vuln *dagger.File
 	// Vulnerabilities per severity, as a JSON object.
 	//
 	// E.g. {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
@@ -79,6 +82,7 @@ func (m *Supplychain) Scan(
 		"--severity", severity,
 		"--json-report", "/out/scan.json",
 		"--sarif", "/out/scan.sarif", "--sarif-category", category,
+		"--cosign-vuln", "/out/vuln.json",
 		"--findings", "/out/findings.json"}
 	if ignoreUnfixed {
 		args = append(args, "--ignore-unfixed")
@@ -138,6 +142,7 @@ func (m *Supplychain) Scan(
 		Passed:   code == 0,
 		Report:   out.File("scan.json"),
 		Sarif:    out.File("scan.sarif"),
+		Vuln:     out.File("vuln.json"),
 		Findings: strings.TrimSpace(findings),
 	}
 	if !res.Passed {

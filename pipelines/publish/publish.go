@@ -39,8 +39,18 @@ type Publisher interface {
 	// Push makes every item available by digest; it moves no tag.
 	Push(ctx context.Context, items []Item) ([]Result, error)
 	// Tag points every tag of every item at the digest Push returned for
-	// it, all or none: a failure puts back the tags already moved.
-	Tag(ctx context.Context, items []Item, results []Result, tags []string) error
+	// it, all or none: a failure puts back the tags already moved. The
+	// outcomes say what became of each tag, also on failure.
+	Tag(ctx context.Context, items []Item, results []Result, tags []string) ([]TagOutcome, error)
+}
+
+// Outcome is how far a release got: what was pushed, the last step that
+// completed ("" when the push failed) and what became of every tag. A
+// release record is written from it whether the release succeeded or not.
+type Outcome struct {
+	Pushed []Result
+	Done   string
+	Tags   []TagOutcome
 }
 
 // Steps of a release, in order; Hooks.Step hears each as it starts.
@@ -61,7 +71,8 @@ type Hooks struct {
 
 // Release pushes every item, signs what was pushed, then moves the tags: the
 // order that makes a failed push or signature leave no tag behind.
-func Release(ctx context.Context, p Publisher, items []Item, tags []string, h Hooks) ([]Result, error) {
+func Release(ctx context.Context, p Publisher, items []Item, tags []string, h Hooks) (Outcome, error) {
+	var o Outcome
 	step := func(s string) {
 		if h.Step != nil {
 			h.Step(s)
@@ -70,25 +81,34 @@ func Release(ctx context.Context, p Publisher, items []Item, tags []string, h Ho
 	step(StepPush)
 	pushed, err := p.Push(ctx, items)
 	if err != nil {
-		return nil, err
+		return o, err
 	}
 	if len(pushed) != len(items) {
-		return nil, fmt.Errorf("publisher returned %d results for %d items (no tags were moved)", len(pushed), len(items))
+		return o, fmt.Errorf("publisher returned %d results for %d items (no tags were moved)", len(pushed), len(items))
 	}
+	o.Pushed, o.Done = pushed, StepPush
 	if h.Sign != nil {
 		step(StepSign)
 		if err := h.Sign(ctx, pushed); err != nil {
-			return pushed, fmt.Errorf("signing failed, no tag was moved: %w", err)
+			return o, fmt.Errorf("signing failed, no tag was moved: %w", err)
 		}
+		o.Done = StepSign
 	}
 	step(StepTag)
-	return pushed, p.Tag(ctx, items, pushed, tags)
+	o.Tags, err = p.Tag(ctx, items, pushed, tags)
+	if err == nil {
+		o.Done = StepTag
+	}
+	return o, err
 }
 
 // Registry publishes to a container registry.
 type Registry struct {
 	Options  []remote.Option
 	Progress Progress
+	// ForceRetag moves a published version tag (v1.2.3) that names another
+	// image; without it such a release stops before any tag moves.
+	ForceRetag bool
 }
 
 // Push pushes every item by digest and reads each digest back; a registry

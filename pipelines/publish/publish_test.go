@@ -39,10 +39,22 @@ func twoPlatformIndex(t *testing.T) v1.ImageIndex {
 // of the distribution API) on loopback; reject lets a test fail requests.
 func registryServer(t *testing.T, reject func(*http.Request) bool) string {
 	t.Helper()
-	reg := registry.New()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return faultyRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if reject != nil && reject(r) {
 			http.Error(w, `{"errors":[{"code":"DENIED","message":"injected failure"}]}`, http.StatusForbidden)
+			return true
+		}
+		return false
+	})
+}
+
+// faultyRegistry is registryServer with a fault handler that may answer a
+// request itself (or drop its connection) and then returns true.
+func faultyRegistry(t *testing.T, fault func(http.ResponseWriter, *http.Request) bool) string {
+	t.Helper()
+	reg := registry.New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fault(w, r) {
 			return
 		}
 		reg.ServeHTTP(w, r)
@@ -68,8 +80,8 @@ func TestReleasePushesByDigestThenTags(t *testing.T) {
 	}
 	for i, it := range items {
 		want, _ := it.Index.Digest()
-		if res[i].Digest.DigestStr() != want.String() {
-			t.Errorf("%s: result digest %s, want %s", it.Repo, res[i].Digest.DigestStr(), want)
+		if res.Pushed[i].Digest.DigestStr() != want.String() {
+			t.Errorf("%s: result digest %s, want %s", it.Repo, res.Pushed[i].Digest.DigestStr(), want)
 		}
 		for _, tag := range []string{"v1.0.0", "latest"} {
 			d, err := remote.Head(it.Repo.Tag(tag))
@@ -86,6 +98,14 @@ func TestReleasePushesByDigestThenTags(t *testing.T) {
 		}
 		if m, err := got.IndexManifest(); err != nil || len(m.Manifests) != 2 {
 			t.Errorf("%s: pushed index %v, %v; want both platforms", it.Repo, m, err)
+		}
+	}
+	if res.Done != StepTag || len(res.Tags) != 4 {
+		t.Errorf("outcome: done %q, tags %v; want the tag step done and 4 tags", res.Done, res.Tags)
+	}
+	for _, o := range res.Tags {
+		if o.State != TagMoved || o.Before != "" {
+			t.Errorf("tag outcome %+v, want moved from nothing", o)
 		}
 	}
 	// Every push is logged before the first tag moves.
@@ -225,9 +245,9 @@ func (c *countingPublisher) Push(_ context.Context, items []Item) ([]Result, err
 	return make([]Result, len(items)), nil
 }
 
-func (c *countingPublisher) Tag(context.Context, []Item, []Result, []string) error {
+func (c *countingPublisher) Tag(context.Context, []Item, []Result, []string) ([]TagOutcome, error) {
 	c.calls = append(c.calls, "tag")
-	return nil
+	return nil, nil
 }
 
 // Release's order holds for any publisher: tag only after push and sign, and

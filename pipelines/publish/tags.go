@@ -111,11 +111,11 @@ var (
 // failure (or cancellation) puts every tag it moved back where it was,
 // deleting the ones that did not exist. It returns a *TagError when a tag
 // did not move.
-func (r Registry) Tag(ctx context.Context, items []Item, results []Result, tagList []string) error {
+func (r Registry) Tag(ctx context.Context, items []Item, results []Result, tagList []string) ([]TagOutcome, error) {
 	opts := append([]remote.Option{remote.WithContext(ctx)}, r.Options...)
 	moves, held, err := r.plan(items, results, tagList, opts)
 	if err != nil {
-		return fmt.Errorf("no tag was moved: %w", err)
+		return nil, fmt.Errorf("no tag was moved: %w", err)
 	}
 	outcomes := make([]TagOutcome, len(moves), len(moves)+len(held))
 	for i, m := range moves {
@@ -139,11 +139,11 @@ func (r Registry) Tag(ctx context.Context, items []Item, results []Result, tagLi
 			outcomes[i].State = TagMoved
 			terr := r.rollBack(ctx, moves, outcomes, fmt.Errorf("tag %s: %w", m.tag, err))
 			terr.Outcomes = append(terr.Outcomes, held...)
-			return terr
+			return terr.Outcomes, terr
 		}
 		outcomes[i].State = TagMoved
 	}
-	return nil
+	return append(outcomes, held...), nil
 }
 
 // plan fits the tags to each repository (tags.Fit: no moving tag goes
@@ -185,6 +185,10 @@ func (r Registry) plan(items []Item, results []Result, tagList []string, opts []
 		case err == nil:
 			m.before = d
 			if tags.IsVersion(m.tag.TagStr()) && d.Digest.String() != m.digest {
+				if r.ForceRetag {
+					r.Progress.printf("moving the published %s from %s on request (force retag)", m.tag, d.Digest)
+					continue
+				}
 				taken = append(taken, fmt.Sprintf("%s names %s", m.tag, d.Digest))
 			}
 		case registry.IsNotFound(err):
@@ -241,13 +245,24 @@ func (r Registry) rollBack(ctx context.Context, moves []move, outcomes []TagOutc
 	return &TagError{Err: cause, Outcomes: outcomes}
 }
 
+// restore puts one tag back. When the registry refuses, the tag may still
+// be where it was (the failed PUT never landed): what it names now decides.
 func restore(m move, opts []remote.Option) error {
+	var err error
 	if m.before != nil {
-		return remote.Tag(m.tag, m.before, opts...)
+		err = remote.Tag(m.tag, m.before, opts...)
+	} else if err = remote.Delete(m.tag, opts...); registry.IsNotFound(err) {
+		return nil
 	}
-	err := remote.Delete(m.tag, opts...)
-	if registry.IsNotFound(err) {
-		return nil // the failed PUT never landed
+	if err == nil {
+		return nil
+	}
+	now, herr := remote.Head(m.tag, opts...)
+	switch {
+	case m.before == nil && registry.IsNotFound(herr):
+		return nil
+	case m.before != nil && herr == nil && now.Digest == m.before.Digest:
+		return nil
 	}
 	return err
 }

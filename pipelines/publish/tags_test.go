@@ -30,9 +30,10 @@ func tagPut(r *http.Request, service string) bool {
 // tagFixture is a registry holding release v2 of every service (tags v2.0.0,
 // 2, latest), and a v3 release ready to publish.
 type tagFixture struct {
-	items     []Item
-	v2, v3    map[string]string // service -> index digest
-	reject    func(*http.Request) bool
+	items  []Item
+	v2, v3 map[string]string // service -> index digest
+	// reject answers a request with an error (or drops it) and returns true.
+	reject    func(http.ResponseWriter, *http.Request) bool
 	mu        sync.Mutex
 	tagsMoved []string // the order of tag PUTs the registry accepted
 }
@@ -42,10 +43,10 @@ func newTagFixture(t *testing.T) *tagFixture {
 	restoreBackoff = time.Millisecond
 	t.Cleanup(func() { restoreBackoff = time.Second })
 	f := &tagFixture{v2: map[string]string{}, v3: map[string]string{}}
-	host := registryServer(t, func(r *http.Request) bool {
+	host := faultyRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if f.reject != nil && f.reject(r) {
+		if f.reject != nil && f.reject(w, r) {
 			return true
 		}
 		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") && !strings.Contains(r.URL.Path, "/manifests/sha256:") {
@@ -72,10 +73,32 @@ func newTagFixture(t *testing.T) *tagFixture {
 	return f
 }
 
+// setReject makes the registry answer 403 to the requests reject picks.
 func (f *tagFixture) setReject(reject func(*http.Request) bool) {
+	f.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if reject(r) {
+			http.Error(w, `{"errors":[{"code":"DENIED","message":"injected failure"}]}`, http.StatusForbidden)
+			return true
+		}
+		return false
+	})
+}
+
+func (f *tagFixture) setFault(fault func(http.ResponseWriter, *http.Request) bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.reject = reject
+	f.reject = fault
+}
+
+// dropConnection closes the client's connection without an answer, as a
+// registry or proxy going away mid-request does.
+func dropConnection(t *testing.T, w http.ResponseWriter) {
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		t.Errorf("hijack: %v", err)
+		return
+	}
+	conn.Close()
 }
 
 // tagDigest is what repo:tag names now ("" when it does not exist).
@@ -118,8 +141,8 @@ func TestTagsMoveWithLatestLast(t *testing.T) {
 	}
 	for i, it := range f.items {
 		for _, tag := range releaseTags {
-			if got := tagDigest(t, it, tag); got != res[i].Digest.DigestStr() {
-				t.Errorf("%s:%s = %s, want %s", it.Repo, tag, got, res[i].Digest.DigestStr())
+			if got := tagDigest(t, it, tag); got != res.Pushed[i].Digest.DigestStr() {
+				t.Errorf("%s:%s = %s, want %s", it.Repo, tag, got, res.Pushed[i].Digest.DigestStr())
 			}
 		}
 	}
@@ -164,6 +187,95 @@ func TestTagFailureRollsBack(t *testing.T) {
 	// never moved.
 	if states[TagRestored] != 5 || states[TagNotMoved] != len(te.Outcomes)-5 || states[TagMoved]+states[TagLeft] != 0 {
 		t.Errorf("outcomes %v", te.Outcomes)
+	}
+}
+
+// Faults at different points of the tag step, each on one service: every
+// tag of every service ends where it was, and the outcome Release returns
+// says what happened to each.
+func TestTagFaultsRollBack(t *testing.T) {
+	isTag := func(r *http.Request, service, tag string) bool {
+		return tagPut(r, service) && strings.HasSuffix(r.URL.Path, "/manifests/"+tag)
+	}
+	for _, tc := range []struct {
+		name string
+		// fault answers (or drops) the requests it picks.
+		fault func(t *testing.T) func(http.ResponseWriter, *http.Request) bool
+		// restored counts the tags moved (or possibly moved) before the fault.
+		restored int
+		cause    string
+	}{
+		{"the first tag PUT of a service fails", func(t *testing.T) func(http.ResponseWriter, *http.Request) bool {
+			return func(w http.ResponseWriter, r *http.Request) bool {
+				if isTag(r, "python-ai-service", "v3.0.0") {
+					http.Error(w, `{"errors":[{"code":"DENIED","message":"injected failure"}]}`, http.StatusForbidden)
+					return true
+				}
+				return false
+			}
+		}, 5, "python-ai-service:v3.0.0"},
+		// latest moves last: every version tag of every service and rust's
+		// latest have moved when python's latest is refused, and its
+		// restore is refused too (the tag never moved, so it is where it was).
+		{"a service's latest PUT fails", func(t *testing.T) func(http.ResponseWriter, *http.Request) bool {
+			return func(w http.ResponseWriter, r *http.Request) bool {
+				if isTag(r, "python-ai-service", "latest") {
+					http.Error(w, `{"errors":[{"code":"DENIED","message":"injected failure"}]}`, http.StatusForbidden)
+					return true
+				}
+				return false
+			}
+		}, 14, "python-ai-service:latest"},
+		{"the connection drops mid-tagging", func(t *testing.T) func(http.ResponseWriter, *http.Request) bool {
+			return func(w http.ResponseWriter, r *http.Request) bool {
+				if isTag(r, "python-ai-service", "3.0") {
+					dropConnection(t, w)
+					return true
+				}
+				return false
+			}
+		}, 7, "python-ai-service:3.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTagFixture(t)
+			f.setFault(tc.fault(t))
+			out, err := Release(context.Background(), Registry{}, f.items, releaseTags, Hooks{})
+			var te *TagError
+			if !errors.As(err, &te) {
+				t.Fatalf("error %v (%T), want a *TagError", err, err)
+			}
+			if !strings.Contains(err.Error(), tc.cause) || !strings.Contains(err.Error(), "no tag names this release") {
+				t.Errorf("error %q, want it to name %s and say no tag names the release", err, tc.cause)
+			}
+			f.wantV2Only(t)
+			if out.Done != StepPush || !slices.Equal(out.Tags, te.Outcomes) {
+				t.Errorf("outcome done %q, tags %v; want the push done and the TagError's outcomes", out.Done, out.Tags)
+			}
+			states := map[TagState]int{}
+			for _, o := range out.Tags {
+				states[o.State]++
+			}
+			if states[TagRestored] != tc.restored || states[TagNotMoved] != len(out.Tags)-tc.restored {
+				t.Errorf("states %v, want %d restored and the rest not moved", states, tc.restored)
+			}
+		})
+	}
+}
+
+// --force-retag moves a published version on purpose, and the outcome
+// records where it was.
+func TestForceRetagMovesAPublishedVersion(t *testing.T) {
+	f := newTagFixture(t)
+	out, err := Release(context.Background(), Registry{ForceRetag: true}, f.items[:1], []string{"v2.0.0"}, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := "rust-core-engine"
+	if got := tagDigest(t, f.items[0], "v2.0.0"); got != f.v3[s] {
+		t.Errorf("v2.0.0 = %s, want it moved to %s", got, f.v3[s])
+	}
+	if len(out.Tags) != 1 || out.Tags[0].Before != f.v2[s] || out.Tags[0].State != TagMoved {
+		t.Errorf("outcomes %+v, want v2.0.0 moved from %s", out.Tags, f.v2[s])
 	}
 }
 

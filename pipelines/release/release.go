@@ -5,6 +5,7 @@ package release
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,11 +13,35 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-core/delivery/pipelines/publish"
 	"github.com/bot-core/delivery/pipelines/registry"
+)
+
+// States of a release, in the order a release goes through them; the state
+// recorded is the last one reached.
+const (
+	// StateBuilt: built and scanned, nothing pushed.
+	StateBuilt = "built"
+	// StatePushed: every index is in the registry by digest; no tag moved.
+	StatePushed = "pushed"
+	// StateSigned: pushed and signed; no tag moved.
+	StateSigned = "signed"
+	// StateTagged: the tags name the release (a published release is done).
+	StateTagged = "tagged"
+	// StateRolledBack: the tag step failed and every tag it moved was put back.
+	StateRolledBack = "rolled-back"
+	// StatePartial: the tag step failed and some tags could not be put
+	// back; Tagging says which ("left").
+	StatePartial = "partial"
 )
 
 // Manifest describes one run of build-all.
 type Manifest struct {
+	// State is how far the release got (StateBuilt ... StatePartial).
+	State string `json:"state"`
+	// Error is why the release stopped; empty when it completed. A record
+	// with an error is a failed release whatever its state.
+	Error     string    `json:"error,omitempty"`
 	Version   string    `json:"version,omitempty"`
 	Revision  string    `json:"revision,omitempty"`
 	Created   time.Time `json:"created"`
@@ -33,6 +58,51 @@ type Manifest struct {
 	// Unsigned is true when the release was published unsigned on request
 	// (build-all --allow-unsigned).
 	Unsigned bool `json:"unsigned,omitempty"`
+	// Tagging is what became of every tag of every service in the tag step.
+	Tagging []publish.TagOutcome `json:"tagging,omitempty"`
+}
+
+// RecordPublish records how far a publish got and, when it failed, why.
+func (m *Manifest) RecordPublish(o publish.Outcome, err error) {
+	m.State = map[string]string{"": StateBuilt, publish.StepPush: StatePushed,
+		publish.StepSign: StateSigned, publish.StepTag: StateTagged}[o.Done]
+	m.Tagging = o.Tags
+	var te *publish.TagError
+	if errors.As(err, &te) {
+		m.State = StateRolledBack
+		if len(te.Left()) > 0 {
+			m.State = StatePartial
+		}
+	}
+	m.Published = m.State == StateTagged
+	if err != nil {
+		m.Error = err.Error()
+	}
+}
+
+// Check is the release's verdict: nil when it completed, otherwise one
+// error saying how far it got and why it stopped.
+func (m Manifest) Check() error {
+	if m.Error == "" && m.State != StateRolledBack && m.State != StatePartial {
+		return nil
+	}
+	what := "failed"
+	switch m.State {
+	case StateRolledBack:
+		what = "failed and was rolled back: no tag names it"
+	case StatePartial:
+		what = "failed and could not be rolled back completely: see the tags left in release.json's tagging"
+	case StatePushed, StateSigned:
+		what = "failed after its images were " + m.State + " by digest: no tag names it"
+	}
+	return fmt.Errorf("release %s %s (state %s): %s", m.title(), what, m.State, m.Error)
+}
+
+func (m Manifest) title() string {
+	if m.Version != "" {
+		return m.Version
+	}
+	return strings.Join(m.Tags, ", ")
 }
 
 // ScanPolicy is the gate the images were held to.
@@ -42,6 +112,9 @@ type ScanPolicy struct {
 	// DB is where the vulnerability database came from: "directory" (given,
 	// offline) or "download" (trivy's repository, kept in a cache volume).
 	DB string `json:"db"`
+	// Failed names the images that did not pass ("service (platform): why");
+	// empty when every image passed.
+	Failed []string `json:"failed,omitempty"`
 }
 
 // Signing records how signatures and attestations were made, so a verifier
@@ -76,9 +149,12 @@ type Service struct {
 	// exported directory.
 	Reports map[string]Reports `json:"reports,omitempty"`
 	// Signed lists the digests signed (the index, then each platform
-	// manifest); Attested the platform manifests carrying an SPDX attestation.
-	Signed   []string `json:"signed,omitempty"`
-	Attested []string `json:"attested,omitempty"`
+	// manifest); Attested the platform manifests carrying attestations, and
+	// Attestations their cosign predicate types (AttestationTypes), each
+	// one on every attested manifest.
+	Signed       []string `json:"signed,omitempty"`
+	Attested     []string `json:"attested,omitempty"`
+	Attestations []string `json:"attestations,omitempty"`
 	// Signatures are the registry references holding them (cosign's
 	// sha256-<hex>.sig and .att tags).
 	Signatures []string `json:"signatures,omitempty"`
@@ -117,12 +193,19 @@ func NewSigning(mode, fulcioURL, rekorURL string, tlog, sct bool) *Signing {
 	return s
 }
 
+// AttestationTypes are the attestations build-all makes of every platform
+// manifest, as cosign names their predicate types: the SPDX SBOM, the SLSA
+// v1 provenance and the vulnerability scan.
+var AttestationTypes = []string{"spdxjson", "slsaprovenance1", "vuln"}
+
 // RecordSignatures lists what signing a published service produced: its
-// index and every platform manifest signed, every platform manifest attested,
-// and the registry tags cosign keeps them under.
+// index and every platform manifest signed, every platform manifest attested
+// with each of AttestationTypes, and the registry tags cosign keeps them
+// under (one .att tag holds all of a manifest's attestations).
 func (s *Service) RecordSignatures() {
 	s.Signed = append([]string{s.IndexDigest}, sortedValues(s.Platforms)...)
 	s.Attested = sortedValues(s.Platforms)
+	s.Attestations = slices.Clone(AttestationTypes)
 	s.Signatures = nil
 	for _, d := range s.Signed {
 		s.Signatures = append(s.Signatures, s.Image+":"+registry.CosignTag(d, "sig"))
@@ -130,6 +213,23 @@ func (s *Service) RecordSignatures() {
 	for _, d := range s.Attested {
 		s.Signatures = append(s.Signatures, s.Image+":"+registry.CosignTag(d, "att"))
 	}
+}
+
+// attestations says which attestations the platform manifests carry, as
+// one sentence for the summary ("" when none were made).
+func (m Manifest) attestations() string {
+	var types []string
+	for _, s := range m.Services {
+		for _, t := range s.Attestations {
+			if !slices.Contains(types, t) {
+				types = append(types, t)
+			}
+		}
+	}
+	if len(types) == 0 {
+		return ""
+	}
+	return " Every platform manifest carries signed attestations: " + codeList(types) + "."
 }
 
 // sortedValues lists a platform map's digests in platform order.
@@ -167,14 +267,17 @@ func Parse(data []byte) (Manifest, error) {
 // Summary is the human-readable account for logs and the CI job summary.
 func (m Manifest) Summary() string {
 	var b strings.Builder
-	title := m.Version
-	if title == "" {
-		title = strings.Join(m.Tags, ", ")
+	fmt.Fprintf(&b, "## bot-core release %s\n\n", m.title())
+	if err := m.Check(); err != nil {
+		fmt.Fprintf(&b, "**Failed** (state `%s`): %s\n\n", m.State, m.Error)
+		b.WriteString(m.tagTable())
 	}
-	fmt.Fprintf(&b, "## bot-core release %s\n\n", title)
-	if m.Published {
+	switch {
+	case m.Published:
 		fmt.Fprintf(&b, "Published to `%s` with tags: %s\n\n", m.Registry, codeList(m.Tags))
-	} else {
+	case m.Registry != "":
+		fmt.Fprintf(&b, "Not published to `%s` (tags it was to get: %s)\n\n", m.Registry, codeList(m.Tags))
+	default:
 		fmt.Fprintf(&b, "Built, not published (tags it would get: %s)\n\n", codeList(m.Tags))
 	}
 	b.WriteString("| service | index digest | platforms |\n|---|---|---|\n")
@@ -187,8 +290,12 @@ func (m Manifest) Summary() string {
 		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", s.Name, s.IndexDigest, strings.Join(plats, ", "))
 	}
 	if m.Scan != nil {
-		fmt.Fprintf(&b, "\nVulnerability gate: %s%s passed (database: %s).\n\n", strings.Join(m.Scan.Severities, ","),
-			map[bool]string{true: " (fixed only)", false: ""}[m.Scan.IgnoreUnfixed], m.Scan.DB)
+		verdict := "passed"
+		if len(m.Scan.Failed) > 0 {
+			verdict = fmt.Sprintf("failed for %d images", len(m.Scan.Failed))
+		}
+		fmt.Fprintf(&b, "\nVulnerability gate: %s%s %s (database: %s).\n\n", strings.Join(m.Scan.Severities, ","),
+			map[bool]string{true: " (fixed only)", false: ""}[m.Scan.IgnoreUnfixed], verdict, m.Scan.DB)
 		b.WriteString("| service | platform | findings |\n|---|---|---|\n")
 		for _, s := range m.Services {
 			var plats []string
@@ -203,11 +310,33 @@ func (m Manifest) Summary() string {
 	}
 	switch {
 	case m.Signing != nil && m.Signing.Mode == "keyless":
-		fmt.Fprintf(&b, "\nSigned keylessly (Fulcio %s; transparency log: %s).\n", m.Signing.FulcioURL, tlog(m.Signing))
+		fmt.Fprintf(&b, "\nSigned keylessly (Fulcio %s; transparency log: %s).%s\n", m.Signing.FulcioURL, tlog(m.Signing), m.attestations())
 	case m.Signing != nil:
-		fmt.Fprintf(&b, "\nSigned with a key (transparency log: %s).\n", tlog(m.Signing))
+		fmt.Fprintf(&b, "\nSigned with a key (transparency log: %s).%s\n", tlog(m.Signing), m.attestations())
 	case m.Published:
 		b.WriteString("\nNot signed: published with --allow-unsigned (no OIDC token and no cosign key); `botcore deploy` and `pull` refuse these images unless told --insecure-skip-verify.\n")
+	}
+	return b.String()
+}
+
+// tagTable lists the tags the tag step touched and what became of them.
+func (m Manifest) tagTable() string {
+	var b strings.Builder
+	for _, o := range m.Tagging {
+		if o.State == publish.TagNotMoved {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("| tag | before | now |\n|---|---|---|\n")
+		}
+		before := o.Before
+		if before == "" {
+			before = "(none)"
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", o.Tag, before, o.State)
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -1,10 +1,13 @@
 package release
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bot-core/delivery/pipelines/publish"
 )
 
 func published() Manifest {
@@ -96,12 +99,80 @@ func TestSummarySaysWhatHappened(t *testing.T) {
 		}
 	}
 	m := published()
-	m.Signing, m.Published = nil, false
+	m.Signing, m.Published, m.Registry = nil, false, ""
 	if s := m.Summary(); !strings.Contains(s, "Built, not published") || strings.Contains(s, "Not signed") {
 		t.Errorf("unpublished summary:\n%s", s)
 	}
-	m.Published = true
+	m.Published, m.Registry = true, "ghcr.io/acme/bot-core"
 	if s := m.Summary(); !strings.Contains(s, "Not signed: published with --allow-unsigned") {
 		t.Errorf("unsigned summary:\n%s", s)
+	}
+}
+
+// Each way a publish can end is recorded with its state, and Check fails
+// every one that did not complete.
+func TestRecordPublish(t *testing.T) {
+	moved := publish.TagOutcome{Tag: "r/rust-core-engine:v1.0.0", Target: "sha256:new", State: publish.TagRestored}
+	left := publish.TagOutcome{Tag: "r/rust-core-engine:1.0", Before: "sha256:old", Target: "sha256:new", State: publish.TagLeft, Error: "denied"}
+	for _, tc := range []struct {
+		name      string
+		outcome   publish.Outcome
+		err       error
+		state     string
+		failed    string // a phrase of Check's error; "" when it passes
+		published bool
+	}{
+		{"completed", publish.Outcome{Done: publish.StepTag}, nil, StateTagged, "", true},
+		{"push refused", publish.Outcome{}, errors.New("push refused"), StateBuilt, "failed (state built): push refused", false},
+		{"signing failed", publish.Outcome{Done: publish.StepPush}, errors.New("fulcio unreachable"), StatePushed,
+			"failed after its images were pushed by digest: no tag names it (state pushed): fulcio unreachable", false},
+		{"version taken", publish.Outcome{Done: publish.StepSign}, errors.New("no tag was moved: taken"), StateSigned, "images were signed by digest", false},
+		{"rolled back", publish.Outcome{Done: publish.StepSign, Tags: []publish.TagOutcome{moved}},
+			&publish.TagError{Err: errors.New("tag x: 500"), Outcomes: []publish.TagOutcome{moved}}, StateRolledBack, "rolled back: no tag names it", false},
+		{"partial", publish.Outcome{Done: publish.StepSign, Tags: []publish.TagOutcome{moved, left}},
+			&publish.TagError{Err: errors.New("tag x: 500"), Outcomes: []publish.TagOutcome{moved, left}}, StatePartial, "could not be rolled back completely", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := published()
+			m.Published = false
+			m.RecordPublish(tc.outcome, tc.err)
+			if m.State != tc.state || m.Published != tc.published {
+				t.Errorf("state %q published %v, want %q %v", m.State, m.Published, tc.state, tc.published)
+			}
+			err := m.Check()
+			if tc.failed == "" {
+				if err != nil {
+					t.Errorf("check: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.failed) || !strings.Contains(err.Error(), "release v1.0.0") {
+				t.Errorf("check: %v, want it to say %q", err, tc.failed)
+			}
+			// The record survives JSON, and the summary says it failed.
+			js, _ := m.JSON()
+			back, perr := Parse(js)
+			if perr != nil || back.Check() == nil || back.State != tc.state {
+				t.Errorf("parsed back: %v, state %q, check %v", perr, back.State, back.Check())
+			}
+			sum := m.Summary()
+			if !strings.Contains(sum, "**Failed** (state `"+tc.state+"`)") || strings.Contains(sum, "Published to") {
+				t.Errorf("summary:\n%s", sum)
+			}
+			if tc.state == StatePartial && !strings.Contains(sum, "| `r/rust-core-engine:1.0` | `sha256:old` | left |") {
+				t.Errorf("summary does not list the tag left:\n%s", sum)
+			}
+		})
+	}
+}
+
+// A release record of a failed gate says which images failed.
+func TestSummaryOfAFailedGate(t *testing.T) {
+	m := published()
+	m.Published, m.State, m.Error = false, StateBuilt, "vulnerability gate (CRITICAL) failed"
+	m.Scan.Failed = []string{"rust-core-engine (linux/amd64): 1 CRITICAL"}
+	sum := m.Summary()
+	if !strings.Contains(sum, "Vulnerability gate: CRITICAL failed for 1 images") || m.Check() == nil {
+		t.Errorf("summary:\n%s", sum)
 	}
 }

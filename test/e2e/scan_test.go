@@ -13,6 +13,7 @@ import (
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
 
+	"github.com/bot-core/delivery/pipelines/release"
 	"github.com/bot-core/delivery/test/trivydbtest"
 )
 
@@ -88,6 +89,23 @@ func TestVulnerabilityGate(t *testing.T) {
 		repo, _ := name.NewRepository(prefix + "/nextjs-ui-dashboard")
 		if tags, err := remote.List(repo); err == nil && len(tags) > 0 {
 			t.Errorf("the failed release pushed tags %v", tags)
+		}
+	})
+
+	// What the pull-request job runs: the failed gate's SARIF still comes out
+	// for code scanning, and check-release gives the job its verdict.
+	t.Run("with --record-failure a failed gate exports its reports and check-release fails", func(t *testing.T) {
+		out := t.TempDir()
+		daggerCall(t, append(append([]string{"build-all", "--trivy-db", critical, "--build-only", "--record-failure"}, one...), "export", "--path", out)...)
+		rel := readRelease(t, out)
+		if rel.State != release.StateBuilt || rel.Published || !strings.Contains(rel.Error, "CVE-2099-0001") ||
+			rel.Scan == nil || len(rel.Scan.Failed) != 1 || !strings.HasPrefix(rel.Scan.Failed[0], "nextjs-ui-dashboard (linux/amd64)") {
+			t.Errorf("release.json state %q published %v error %q scan %+v; want built, the gate's failure recorded", rel.State, rel.Published, rel.Error, rel.Scan)
+		}
+		checkSARIF(t, filepath.Join(out, rel.Services[0].Reports["linux/amd64"].SARIF), "CVE-2099-0001", "nextjs-ui-dashboard")
+		stderr, err := daggerCallErr(t, repoRoot(t), "check-release", "--record", filepath.Join(out, "release.json"))
+		if err == nil || !strings.Contains(stderr, "release v2.0.0 failed (state built): vulnerability gate") {
+			t.Errorf("check-release: err %v\n%s", err, tail(stderr, 20))
 		}
 	})
 

@@ -3,20 +3,27 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/bot-core/delivery/pipelines/provenance"
 	"github.com/bot-core/delivery/test/sigstoretest"
 )
 
@@ -64,6 +71,7 @@ func TestSigning(t *testing.T) {
 	t.Run("keyless through the Actions token endpoint, verified by cosign", func(t *testing.T) {
 		out := filepath.Join(exports, "keyless")
 		stdout, stderr := daggerCallLogs(t, append(common, "--version", "v3.0.0",
+			"--git-ref", "refs/tags/v3.0.0", "--git-sha", keylessSHA, "--source-url", sourceURL, "--source-date-epoch", "1700000000",
 			"--oidc-request-url", "env:ACTIONS_ID_TOKEN_REQUEST_URL", "--oidc-request-token", "env:ACTIONS_ID_TOKEN_REQUEST_TOKEN",
 			"--fulcio-url", s.Fulcio.URL, "--insecure-ignore-sct", "--host-services", hostPort(t, s.Fulcio.URL)+","+hostPort(t, s.Issuer.URL),
 			"export", "--path", out)...)
@@ -80,6 +88,10 @@ func TestSigning(t *testing.T) {
 		if len(svc.Signed) != 1+len(svc.Platforms) || len(svc.Attested) != len(svc.Platforms) {
 			t.Errorf("signed %v, attested %v: want the index and every platform manifest", svc.Signed, svc.Attested)
 		}
+		if !slices.Equal(svc.Attestations, []string{"spdxjson", "slsaprovenance1", "vuln"}) {
+			t.Errorf("release.json attestations %v, want the SBOM, the provenance and the scan", svc.Attestations)
+		}
+		t.Log(stageTime(stderr, "sign+attest"))
 		repo := prefix + "/rust-core-engine"
 		if len(svc.Signatures) != len(svc.Signed)+len(svc.Attested) {
 			t.Errorf("release.json lists signature references %v", svc.Signatures)
@@ -108,8 +120,17 @@ func TestSigning(t *testing.T) {
 			if r.Err != nil {
 				t.Errorf("cosign verify-attestation %s (%s): %s", ref, p, r)
 			}
+			checkProvenance(t, s, verify, ref, d, wantProvenance{version: "v3.0.0", gitRef: "refs/tags/v3.0.0", gitSHA: keylessSHA, sourceURL: sourceURL, epoch: 1700000000})
+			checkVulnAttestation(t, s, verify, ref, d)
 		}
 		wrong := s.KeylessVerifyArgs("someone-else@example.com")
+		for _, typ := range []string{"slsaprovenance1", "vuln"} {
+			for _, d := range svc.Platforms {
+				if r := s.Cosign(t, nil, append(append([]string{"verify-attestation", "--type", typ}, wrong...), repo+"@"+d)...); r.Err == nil {
+					t.Errorf("cosign verify-attestation --type %s accepted a wrong identity: %s", typ, r)
+				}
+			}
+		}
 		if r := s.Cosign(t, nil, append(append([]string{"verify"}, wrong...), repo+":v3.0.0")...); r.Err == nil {
 			t.Errorf("cosign verify accepted a wrong identity: %s", r)
 		}
@@ -143,6 +164,7 @@ func TestSigning(t *testing.T) {
 		t.Setenv("BOTCORE_TEST_COSIGN_PASSWORD", cosignPassword)
 		out := filepath.Join(exports, "key")
 		stdout, stderr := daggerCallLogs(t, append(common, "--version", "v3.1.0", "--platforms", "linux/amd64",
+			"--git-ref", "refs/heads/main", "--git-sha", keySHA,
 			"--cosign-key", "env:BOTCORE_TEST_COSIGN_KEY", "--cosign-password", "env:BOTCORE_TEST_COSIGN_PASSWORD",
 			"export", "--path", out)...)
 		logs.WriteString(stdout + stderr)
@@ -156,6 +178,19 @@ func TestSigning(t *testing.T) {
 		}
 		if r := s.Cosign(t, nil, "verify", "--key", other.PublicFile, "--insecure-ignore-tlog", ref); r.Err == nil {
 			t.Errorf("cosign verify accepted a different key: %s", r)
+		}
+		t.Log(stageTime(stderr, "sign+attest"))
+		svc := m.Services[0]
+		byKey := []string{"--key", kp.PublicFile, "--insecure-ignore-tlog"}
+		for _, d := range svc.Platforms {
+			pref := prefix + "/rust-core-engine@" + d
+			checkProvenance(t, s, byKey, pref, d, wantProvenance{version: "v3.1.0", gitRef: "refs/heads/main", gitSHA: keySHA})
+			checkVulnAttestation(t, s, byKey, pref, d)
+			for _, typ := range []string{"slsaprovenance1", "vuln"} {
+				if r := s.Cosign(t, nil, "verify-attestation", "--type", typ, "--key", other.PublicFile, "--insecure-ignore-tlog", pref); r.Err == nil {
+					t.Errorf("cosign verify-attestation --type %s accepted a different key: %s", typ, r)
+				}
+			}
 		}
 		planted = append(planted, strings.TrimSpace(string(kp.PrivatePEM)))
 	})
@@ -181,6 +216,175 @@ func TestSigning(t *testing.T) {
 		}
 		t.Logf("searched %d logs, files and blobs", len(haystacks))
 	})
+}
+
+const (
+	sourceURL  = "https://github.com/acme/bot-core"
+	keylessSHA = "3f786850e387550fdab836ed7e6dc881de23001b"
+	keySHA     = "89e6c98d92887913cadf06b2adb97f26cde4849b"
+)
+
+// stageTime is build-all's "stage NAME: N s" line from the call's logs.
+func stageTime(logs, stage string) string {
+	for _, l := range strings.Split(logs, "\n") {
+		if i := strings.Index(l, "stage "+stage+": "); i >= 0 {
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	return "no stage " + stage + " line"
+}
+
+// attestationStatements runs cosign verify-attestation --type typ on ref
+// and returns the in-toto statements of the verified envelopes.
+func attestationStatements(t *testing.T, s *sigstoretest.Sigstore, policy []string, ref, typ string) []json.RawMessage {
+	t.Helper()
+	r := s.Cosign(t, nil, append(append([]string{"verify-attestation", "--type", typ}, policy...), ref)...)
+	if r.Err != nil {
+		t.Errorf("cosign verify-attestation --type %s %s: %s", typ, ref, r)
+		return nil
+	}
+	var out []json.RawMessage
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		var env struct{ Payload string }
+		if err := json.Unmarshal([]byte(line), &env); err != nil {
+			t.Fatalf("cosign printed %q: %v", line, err)
+		}
+		st, err := base64.StdEncoding.DecodeString(env.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, st)
+	}
+	if len(out) == 0 {
+		t.Errorf("cosign verify-attestation --type %s %s printed no attestation", typ, ref)
+	}
+	return out
+}
+
+type wantProvenance struct {
+	version, gitRef, gitSHA, sourceURL string
+	epoch                              int64
+}
+
+var digestShaped = regexp.MustCompile(`^[^@\s]+@sha256:[0-9a-f]{64}$`)
+
+// checkProvenance verifies the SLSA v1 provenance of one platform manifest
+// with cosign and reads it field by field.
+func checkProvenance(t *testing.T, s *sigstoretest.Sigstore, policy []string, ref, digest string, want wantProvenance) {
+	t.Helper()
+	for _, raw := range attestationStatements(t, s, policy, ref, "slsaprovenance1") {
+		var st struct {
+			PredicateType string `json:"predicateType"`
+			Subject       []struct {
+				Digest map[string]string `json:"digest"`
+			} `json:"subject"`
+			Predicate struct {
+				BuildDefinition struct {
+					BuildType            string         `json:"buildType"`
+					ExternalParameters   map[string]any `json:"externalParameters"`
+					ResolvedDependencies []struct {
+						Name   string            `json:"name"`
+						URI    string            `json:"uri"`
+						Digest map[string]string `json:"digest"`
+					} `json:"resolvedDependencies"`
+				} `json:"buildDefinition"`
+				RunDetails struct {
+					Builder struct {
+						ID      string            `json:"id"`
+						Version map[string]string `json:"version"`
+					} `json:"builder"`
+					Metadata struct {
+						InvocationID string    `json:"invocationId"`
+						StartedOn    time.Time `json:"startedOn"`
+						FinishedOn   time.Time `json:"finishedOn"`
+					} `json:"metadata"`
+				} `json:"runDetails"`
+			} `json:"predicate"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatalf("provenance statement: %v\n%s", err, raw)
+		}
+		bd, rd := st.Predicate.BuildDefinition, st.Predicate.RunDetails
+		if st.PredicateType != provenance.PredicateType || len(st.Subject) != 1 || "sha256:"+st.Subject[0].Digest["sha256"] != digest {
+			t.Errorf("%s: statement %s about %v", ref, st.PredicateType, st.Subject)
+		}
+		if bd.BuildType != provenance.BuildType || rd.Builder.ID != provenance.BuilderID || rd.Builder.Version["dagger"] == "" {
+			t.Errorf("%s: buildType %q, builder %+v", ref, bd.BuildType, rd.Builder)
+		}
+		ep := bd.ExternalParameters
+		for k, v := range map[string]any{"version": want.version, "gitRef": want.gitRef, "gitSha": want.gitSHA, "sourceUrl": want.sourceURL,
+			"sourceDateEpoch": float64(want.epoch), "registry": strings.Split(ref, "/rust-core-engine@")[0], "ignoreUnfixed": false} {
+			if ep[k] != v {
+				t.Errorf("%s: externalParameters.%s = %v, want %v", ref, k, ep[k], v)
+			}
+		}
+		if fmt.Sprint(ep["services"]) != "[rust-core-engine]" || fmt.Sprint(ep["severity"]) != "[HIGH CRITICAL]" || ep["platforms"] == nil {
+			t.Errorf("%s: externalParameters %v", ref, ep)
+		}
+		var source, bases int
+		for _, d := range bd.ResolvedDependencies {
+			switch {
+			case d.Name == "source":
+				source++
+				wantURI := "git+" + want.sourceURL + "@" + want.gitRef
+				if want.sourceURL == "" {
+					wantURI = ""
+				}
+				if d.URI != wantURI || d.Digest["gitCommit"] != want.gitSHA {
+					t.Errorf("%s: source %+v, want %s at %s", ref, d, wantURI, want.gitSHA)
+				}
+			default:
+				bases++
+				ref := strings.TrimPrefix(d.URI, "oci://")
+				if !digestShaped.MatchString(ref) || !strings.HasSuffix(ref, "@sha256:"+d.Digest["sha256"]) || d.Name == "" {
+					t.Errorf("%s: base image %+v is not digest-qualified", ref, d)
+				}
+			}
+		}
+		if source != 1 || bases != 2 {
+			t.Errorf("%s: resolvedDependencies %+v, want the source and the Rust builder and runtime", ref, bd.ResolvedDependencies)
+		}
+		m := rd.Metadata
+		if m.InvocationID == "" || m.StartedOn.IsZero() || m.FinishedOn.Before(m.StartedOn) || time.Since(m.StartedOn) > time.Hour {
+			t.Errorf("%s: metadata %+v", ref, m)
+		}
+	}
+}
+
+// checkVulnAttestation verifies the vulnerability attestation of one
+// platform manifest with cosign: Trivy's cosign-vuln predicate of this image.
+func checkVulnAttestation(t *testing.T, s *sigstoretest.Sigstore, policy []string, ref, digest string) {
+	t.Helper()
+	for _, raw := range attestationStatements(t, s, policy, ref, "vuln") {
+		var st struct {
+			PredicateType string `json:"predicateType"`
+			Predicate     struct {
+				Scanner struct {
+					URI     string `json:"uri"`
+					Version string `json:"version"`
+					Result  struct {
+						SchemaVersion int
+						ArtifactName  string
+						ArtifactType  string
+						Results       []struct{ Target string }
+					} `json:"result"`
+				} `json:"scanner"`
+				Metadata struct {
+					ScanStartedOn time.Time `json:"scanStartedOn"`
+				} `json:"metadata"`
+			} `json:"predicate"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatalf("vuln statement: %v\n%s", err, raw)
+		}
+		sc := st.Predicate.Scanner
+		if st.PredicateType != "https://cosign.sigstore.dev/attestation/vuln/v1" || sc.Version == "" || sc.URI != "pkg:github/aquasecurity/trivy@"+sc.Version {
+			t.Errorf("%s: %s by scanner %q %q", ref, st.PredicateType, sc.URI, sc.Version)
+		}
+		if sc.Result.SchemaVersion != 2 || sc.Result.ArtifactType != "container_image" || len(sc.Result.Results) == 0 || st.Predicate.Metadata.ScanStartedOn.IsZero() {
+			t.Errorf("%s: scan result %+v, started %v", ref, sc.Result, st.Predicate.Metadata.ScanStartedOn)
+		}
+	}
 }
 
 // daggerCallLogs is daggerCall returning stdout and stderr.

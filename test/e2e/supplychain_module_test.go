@@ -285,6 +285,20 @@ func TestSupplychainModuleScanAndSBOM(t *testing.T) {
 		if b, err := os.ReadFile(report); err != nil || !bytes.Contains(b, []byte(scCVENext)) {
 			t.Errorf("the JSON report does not list %s (%v)", scCVENext, err)
 		}
+		// The cosign vulnerability predicate is there whether or not the
+		// gate passed: Trivy as the scanner, the findings as its result.
+		vuln := filepath.Join(dir, "vuln.json")
+		scMust(t, append(base, "vuln", "export", "--path", vuln)...)
+		var vp struct {
+			Scanner struct {
+				URI    string `json:"uri"`
+				Result struct{ ArtifactName string }
+			} `json:"scanner"`
+		}
+		b, err := os.ReadFile(vuln)
+		if err != nil || json.Unmarshal(b, &vp) != nil || !strings.HasPrefix(vp.Scanner.URI, "pkg:github/aquasecurity/trivy@") || !bytes.Contains(b, []byte(scCVENext)) {
+			t.Errorf("cosign vuln predicate (%v): scanner %q, want trivy's, listing %s", err, vp.Scanner.URI, scCVENext)
+		}
 	})
 
 	t.Run("scan --severity CRITICAL passes the arm64 image, still counting the rest", func(t *testing.T) {

@@ -730,13 +730,27 @@ func TestWorkflowDaggerCall(t *testing.T) {
 					running = append(running, d)
 				}
 			}
-			if len(running) != 1 {
-				t.Fatalf("%d dagger steps run, want exactly one", len(running))
+			builds := slices.DeleteFunc(slices.Clone(running), func(d daggerStep) bool { return d.words[2] != "build-all" })
+			if len(builds) != 1 {
+				t.Fatalf("%d build-all steps run, want exactly one", len(builds))
 			}
-			d := running[0]
+			d := builds[0]
 			flags, chain := flagsOf(d)
-			if d.words[1] != "call" || d.words[2] != "build-all" {
-				t.Fatalf("step %q runs %v, want `dagger call build-all`", stepName(d.step), d.words[:3])
+			// With --record-failure a failed release still exports its
+			// record (and the always() uploads get it); the job's verdict
+			// is then check-release's, which must run after the build.
+			if _, ok := flags["record-failure"]; !ok {
+				t.Error("build-all without --record-failure: a failed release would upload no record")
+			}
+			checks := slices.DeleteFunc(slices.Clone(running), func(c daggerStep) bool { return c.words[2] != "check-release" })
+			if len(checks) != 1 || checks[0].job != d.job || !slices.Equal(checks[0].words[3:], []string{"--record", "dist/release.json"}) {
+				t.Fatalf("want one `dagger call check-release --record dist/release.json` in job %s, got %v", d.job, checks)
+			}
+			steps := w.steps(d.job)
+			buildAt := slices.IndexFunc(steps, func(s map[string]any) bool { return stepName(s) == stepName(d.step) })
+			checkAt := slices.IndexFunc(steps, func(s map[string]any) bool { return stepName(s) == stepName(checks[0].step) })
+			if checkAt < buildAt {
+				t.Errorf("check-release runs before build-all in job %s", d.job)
 			}
 			for k, want := range common {
 				if got, ok := flags[k]; !ok || got != want {

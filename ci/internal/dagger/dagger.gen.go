@@ -12738,28 +12738,28 @@ type SupplychainScanOpts struct {
 	// Service or image name, used in the SARIF category trivy/<name>/<platform>/
 	// (trivy/<platform>/ without it).
 	//
-	Name string // supplychain (../../../modules/supplychain/scan.go:54:2)
+	Name string // supplychain (../../../modules/supplychain/scan.go:57:2)
 	//
 	// Severities that fail the gate, comma-separated, from UNKNOWN, LOW,
 	// MEDIUM, HIGH, CRITICAL.
 	//
 	//
 	// Default: "HIGH,CRITICAL"
-	Severity string // supplychain (../../../modules/supplychain/scan.go:58:2)
+	Severity string // supplychain (../../../modules/supplychain/scan.go:61:2)
 	//
 	// Leave out vulnerabilities that have no fixed version yet.
 	//
-	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:61:2)
+	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:64:2)
 	//
 	// Trivy vulnerability database to scan with, offline: a directory holding
 	// trivy.db and metadata.json. Without it the database is downloaded.
 	//
-	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:65:2)
+	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:68:2)
 	//
 	// Trivy ignore file (.trivyignore, or .trivyignore.yaml) of
 	// vulnerability IDs to leave out.
 	//
-	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:69:2)
+	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:72:2)
 }
 
 // Scan runs the Trivy vulnerability gate on one platform's image.
@@ -12771,7 +12771,7 @@ type SupplychainScanOpts struct {
 //
 // Without --trivy-db the database is downloaded into the cache volume
 // bot-core-trivy and refreshed at most once a day.
-func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:45:1)
+func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:48:1)
 	assertNotNil("layout", layout)
 	q := r.query.Select("scan")
 	for i := len(opts) - 1; i >= 0; i-- {
@@ -13110,7 +13110,7 @@ func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { /
 // Vulnerabilities per severity, as a JSON object.
 //
 // E.g. {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
-func (r *SupplychainScanResult) Findings(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:31:2)
+func (r *SupplychainScanResult) Findings(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:34:2)
 	if r.findings != nil {
 		return *r.findings, nil
 	}
@@ -13198,6 +13198,16 @@ func (r *SupplychainScanResult) Report() *File { // supplychain (../../../module
 // Its runs' automationDetails.id: one code-scanning category per image.
 func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules/supplychain/scan.go:27:2)
 	q := r.query.Select("sarif")
+
+	return &File{
+		query: q,
+	}
+}
+
+// The scan as a cosign vulnerability predicate (Trivy's cosign-vuln
+// format), for attest --predicate-type vuln.
+func (r *SupplychainScanResult) Vuln() *File { // supplychain (../../../modules/supplychain/scan.go:30:2)
+	q := r.query.Select("vuln")
 
 	return &File{
 		query: q,

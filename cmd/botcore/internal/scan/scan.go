@@ -41,6 +41,7 @@ import (
 	"github.com/aquasecurity/trivy/pkg/javadb"
 	tlog "github.com/aquasecurity/trivy/pkg/log"
 	"github.com/aquasecurity/trivy/pkg/report"
+	"github.com/aquasecurity/trivy/pkg/report/predicate"
 	"github.com/aquasecurity/trivy/pkg/result"
 	tscan "github.com/aquasecurity/trivy/pkg/scan"
 	"github.com/aquasecurity/trivy/pkg/scan/langpkg"
@@ -405,6 +406,14 @@ func TrivyVersion() string {
 // WriteJSON writes Trivy's JSON report.
 func WriteJSON(ctx context.Context, w io.Writer, rep types.Report) error {
 	return report.JSONWriter{Output: w}.Write(ctx, rep)
+}
+
+// WriteCosignVuln writes the report as cosign's vulnerability predicate
+// (https://cosign.sigstore.dev/attestation/vuln/v1) with Trivy's own
+// cosign-vuln writer: the scanner's URI and version, and the report as its
+// result.
+func WriteCosignVuln(ctx context.Context, w io.Writer, rep types.Report) error {
+	return predicate.NewVulnWriter(w, TrivyVersion()).Write(ctx, rep)
 }
 
 // WriteSARIF writes the report as SARIF 2.1.0 with Trivy's writer. A

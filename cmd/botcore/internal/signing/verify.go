@@ -89,6 +89,9 @@ type Verified struct {
 	SignedBy      []SignedBy `json:"signed_by"`
 	// Tlog says the transparency-log entry of a signature was verified.
 	Tlog bool `json:"tlog"`
+	// Statements are the in-toto statements of the verified attestations,
+	// for a caller that checks what they say.
+	Statements [][]byte `json:"-"`
 }
 
 // NewVerifier loads the key or the trust roots the options name.
@@ -297,11 +300,13 @@ func (v *Verifier) VerifyAttestation(ctx context.Context, d name.Digest, predica
 		return Verified{}, v.explain(err, d, "attestation", predicateType, reg)
 	}
 	var matching []oci.Signature
+	var statements [][]byte
 	var found []string
 	for _, a := range atts {
-		t := statementType(a)
+		st, t := statement(a)
 		if t == uri {
 			matching = append(matching, a)
+			statements = append(statements, st)
 		} else if t != "" && !slices.Contains(found, t) {
 			found = append(found, t)
 		}
@@ -311,7 +316,7 @@ func (v *Verifier) VerifyAttestation(ctx context.Context, d name.Digest, predica
 			Msg: fmt.Sprintf("%s has valid attestations, but none of type %s (%s; found %s)", d, predicateType, uri, strings.Join(found, ", "))}
 	}
 	return Verified{Reference: d.String(), Digest: d.DigestStr(), Mode: v.mode(), Kind: "attestation", PredicateType: uri,
-		Count: len(matching), SignedBy: v.signers(matching), Tlog: tlog || !v.opts.IgnoreTlog}, nil
+		Count: len(matching), SignedBy: v.signers(matching), Tlog: tlog || !v.opts.IgnoreTlog, Statements: statements}, nil
 }
 
 func (v *Verifier) registry(reg []remote.Option) []remote.Option {
@@ -327,30 +332,30 @@ func (v *Verifier) checkOpts(reg []remote.Option) *cosign.CheckOpts {
 	return &co
 }
 
-// statementType is the predicateType of the in-toto statement in an
-// attestation's DSSE envelope.
-func statementType(att oci.Signature) string {
+// statement is the in-toto statement in an attestation's DSSE envelope,
+// and its predicateType.
+func statement(att oci.Signature) ([]byte, string) {
 	payload, err := att.Payload()
 	if err != nil {
-		return ""
+		return nil, ""
 	}
 	var env struct {
 		Payload string `json:"payload"`
 	}
 	if json.Unmarshal(payload, &env) != nil {
-		return ""
+		return nil, ""
 	}
 	raw, err := base64.StdEncoding.DecodeString(env.Payload)
 	if err != nil {
-		return ""
+		return nil, ""
 	}
 	var st struct {
 		PredicateType string `json:"predicateType"`
 	}
 	if json.Unmarshal(raw, &st) != nil {
-		return ""
+		return nil, ""
 	}
-	return st.PredicateType
+	return raw, st.PredicateType
 }
 
 // explain rewrites cosign's errors, which list every signature's failure,
