@@ -113,7 +113,7 @@ func newProvenance(ctx context.Context, m *BotCore, r *run) (provenanceRun, erro
 	}
 	q := r.req
 	return provenanceRun{m: m, buildPlatform: buildPlatform, build: provenance.Build{
-		Version: q.Version, Services: names, Platforms: r.plan.Platforms, Registry: r.plan.Registry.Prefix(),
+		Version: r.plan.Version, Services: names, Platforms: r.plan.Platforms, Registry: r.plan.Registry.Prefix(),
 		GitRef: q.GitRef, GitSHA: q.GitSHA, SourceURL: q.SourceURL, SourceDateEpoch: int64(q.Epoch),
 		Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed,
 		BuilderVersion: map[string]string{"dagger": engine},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -92,6 +93,12 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // problem found, as a *FieldError.
 func New(man services.Manifest, req Request) (Plan, error) {
 	fail := func(field string, err error) (Plan, error) { return Plan{}, &FieldError{Field: field, Err: err} }
+	// A push of the git tag v1.2.3 is the release v1.2.3, as if --version
+	// had been given: the images carry its version label and the record its
+	// version, which is what verification checks a version tag against.
+	if tag, ok := strings.CutPrefix(req.GitRef, "refs/tags/"); ok && req.Version == "" && tags.ValidateVersion(tag) == nil {
+		req.Version = tag
+	}
 	p := Plan{Version: req.Version, Revision: req.GitSHA, Epoch: req.Epoch, BuildOnly: req.BuildOnly, IgnoreUnfixed: req.IgnoreUnfixed}
 	var err error
 	if p.Services, err = man.Select(req.Services); err != nil {

@@ -122,6 +122,17 @@ func TestCIRefsTagBranchesAndPullRequests(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(p.Tags, []string{"main", "main-0123456", "sha-0123456"}) {
 		t.Errorf("branch: %v, %v", p.Tags, err)
 	}
+	// A pushed release tag is that release: same tags, and the version label.
+	req.GitRef = "refs/tags/v1.4.0"
+	p, err = New(services.Default(), req)
+	if err != nil || p.Version != "v1.4.0" || p.Labels[labels.LabelVersion] != "v1.4.0" ||
+		!reflect.DeepEqual(p.Tags, []string{"v1.4.0", "1.4.0", "1.4", "1", "latest"}) {
+		t.Errorf("release tag: version %q, labels %v, tags %v, %v", p.Version, p.Labels, p.Tags, err)
+	}
+	req.GitRef = "refs/tags/nightly"
+	if p, err = New(services.Default(), req); err != nil || p.Version != "" || p.Labels[labels.LabelVersion] != "" {
+		t.Errorf("non-release tag: version %q, labels %v, %v", p.Version, p.Labels, err)
+	}
 	req.GitRef, req.PR = "", 7
 	if p, err = New(services.Default(), req); err != nil || !reflect.DeepEqual(p.Tags, []string{"pr-7"}) {
 		t.Errorf("pull request: %v, %v", p.Tags, err)
