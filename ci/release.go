@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"dagger/bot-core/internal/dagger"
@@ -308,5 +307,5 @@ func (m *BotCore) CheckRelease(ctx context.Context,
 	if rel.State == "" {
 		return "", errors.New("release.json has no state: it was not written by this build-all (or by one older than the state field)")
 	}
-	return fmt.Sprintf("release %s: %s", or(rel.Version, strings.Join(rel.Tags, ", ")), rel.State), nil
+	return fmt.Sprintf("release %s: %s", rel.Title(), rel.State), nil
 }

@@ -247,7 +247,7 @@ func (c *verifyCmd) requireAttestations(d name.Digest, desc *remote.Descriptor, 
 		}
 		targets = nil
 		for _, m := range im.Manifests {
-			if m.Platform == nil || m.Platform.OS == "unknown" { // buildkit's attestation manifests
+			if !registry.IsPlatformImage(m) {
 				continue
 			}
 			targets = append(targets, d.Context().Digest(m.Digest.String()))

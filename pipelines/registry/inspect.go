@@ -114,7 +114,7 @@ func platformImages(ref name.Reference, desc *remote.Descriptor, progress Progre
 		var out []platformImage
 		attestations := 0
 		for _, d := range im.Manifests {
-			if !isPlatformImage(d) {
+			if !IsPlatformImage(d) {
 				attestations++
 				continue
 			}

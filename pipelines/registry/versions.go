@@ -184,7 +184,7 @@ func createdOf(ref name.Digest, opts ...remote.Option) (*time.Time, error) {
 			return nil, nil
 		}
 		for _, d := range im.Manifests {
-			if isPlatformImage(d) {
+			if IsPlatformImage(d) {
 				if img, err = idx.Image(d.Digest); err != nil {
 					return nil, err
 				}
@@ -224,9 +224,9 @@ func createdFromConfig(cf *v1.ConfigFile) *time.Time {
 	return nil
 }
 
-// isPlatformImage is true for an index entry that is a runnable image,
+// IsPlatformImage is true for an index entry that is a runnable image,
 // false for BuildKit attestation manifests (platform unknown/unknown).
-func isPlatformImage(d v1.Descriptor) bool {
+func IsPlatformImage(d v1.Descriptor) bool {
 	if !d.MediaType.IsImage() {
 		return false
 	}

@@ -95,10 +95,11 @@ func (m Manifest) Check() error {
 	case StatePushed, StateSigned:
 		what = "failed after its images were " + m.State + " by digest: no tag names it"
 	}
-	return fmt.Errorf("release %s %s (state %s): %s", m.title(), what, m.State, m.Error)
+	return fmt.Errorf("release %s %s (state %s): %s", m.Title(), what, m.State, m.Error)
 }
 
-func (m Manifest) title() string {
+// Title names the release: its version, or its tags outside a release.
+func (m Manifest) Title() string {
 	if m.Version != "" {
 		return m.Version
 	}
@@ -267,7 +268,7 @@ func Parse(data []byte) (Manifest, error) {
 // Summary is the human-readable account for logs and the CI job summary.
 func (m Manifest) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## bot-core release %s\n\n", m.title())
+	fmt.Fprintf(&b, "## bot-core release %s\n\n", m.Title())
 	if err := m.Check(); err != nil {
 		fmt.Fprintf(&b, "**Failed** (state `%s`): %s\n\n", m.State, m.Error)
 		b.WriteString(m.tagTable())
