@@ -30,13 +30,24 @@ fast_path() {
     [ "$(cat "$RUN_DIR/up.state" 2>/dev/null)" = "$(recipe)" ]
 }
 
+# Disk comes last: the machine's own prerequisites (kernel, port) are what a
+# user must fix whatever the disk, and each check's error stays the same
+# whether the disk happens to be nearly full or not.
 preflight() {
-  mkdir -p "$BOTCORE_CACHE" || die "cannot create $BOTCORE_CACHE; set BOTCORE_CACHE to a writable directory."
+  preflight_machine
+  check_disk
+}
+
+check_disk() {
   local free_gib; free_gib=$(df -P -BG "$BOTCORE_CACHE" | awk 'NR==2 {sub("G","",$4); print $4}')
   if [ "$free_gib" -lt "$NEED_DISK_GIB" ] && [ ! -f "$(bin_dir)/.complete" ]; then
     die "only ${free_gib} GiB free on $(df -P "$BOTCORE_CACHE" | awk 'NR==2 {print $6}'); a cold bootstrap needs about ${NEED_DISK_GIB} GiB (binaries, images, engine state). Free space or set BOTCORE_CACHE to a larger disk."
   fi
   [ "$free_gib" -ge 2 ] || die "disk almost full: ${free_gib} GiB free on $BOTCORE_CACHE; the engine needs at least 2 GiB to run."
+}
+
+preflight_machine() {
+  mkdir -p "$BOTCORE_CACHE" || die "cannot create $BOTCORE_CACHE; set BOTCORE_CACHE to a writable directory."
   grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
   grep -qw overlay /proc/filesystems || die "the kernel has no overlay filesystem; the engine needs it (modprobe overlay)."
   if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then

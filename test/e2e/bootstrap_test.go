@@ -80,8 +80,16 @@ func TestBootstrapPreflightErrors(t *testing.T) {
 			t.Fatalf("mount tmpfs: %v %s", err, out)
 		}
 		defer exec.Command("umount", dir).Run()
+		// The disk is checked after the port: point the registry at a free
+		// one, so the real engine's registry does not answer first.
+		free, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := free.Addr().String()
+		free.Close()
 		cmd := exec.Command(filepath.Join(repoRoot(t), "hack", "engine", "up.sh"))
-		cmd.Env = append(os.Environ(), "BOTCORE_CACHE="+dir)
+		cmd.Env = append(os.Environ(), "BOTCORE_CACHE="+dir, "BOTCORE_REGISTRY_ADDR="+addr)
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			t.Fatalf("up.sh succeeded on a 64 MiB disk:\n%s", out)
