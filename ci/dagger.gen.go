@@ -68,6 +68,7 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 		ToolSource    *dagger.Directory
 		GoImage       string
 		GoProxy       string
+		Tool          *dagger.File
 	}
 	concrete.Source = r.Source
 	concrete.RustBuilder = r.RustBuilder
@@ -80,6 +81,7 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 	concrete.ToolSource = r.ToolSource
 	concrete.GoImage = r.GoImage
 	concrete.GoProxy = r.GoProxy
+	concrete.Tool = r.Tool
 	return json.Marshal(&concrete)
 }
 
@@ -96,6 +98,7 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 		ToolSource    *dagger.Directory
 		GoImage       string
 		GoProxy       string
+		Tool          *dagger.File
 	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
@@ -112,6 +115,7 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 	r.ToolSource = concrete.ToolSource
 	r.GoImage = concrete.GoImage
 	r.GoProxy = concrete.GoProxy
+	r.Tool = concrete.Tool
 	return nil
 }
 
@@ -604,7 +608,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg goproxy", err))
 				}
 			}
-			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage, toolSource, goImage, goproxy), nil
+			var tool *dagger.File
+			if inputArgs["tool"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["tool"]), &tool)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg tool", err))
+				}
+			}
+			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage, toolSource, goImage, goproxy, tool), nil
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

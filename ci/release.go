@@ -138,6 +138,9 @@ func (m *BotCore) BuildAll(
 		return nil, err
 	}
 	r.recordFailure = recordFailure
+	if r.tool, err = m.toolIdentity(ctx); err != nil {
+		return nil, err
+	}
 	gate, err := m.scanStage(ctx, trivyDb)
 	if err != nil {
 		return nil, err
@@ -171,6 +174,8 @@ type run struct {
 	// provenance records both.
 	req     plan.Request
 	started time.Time
+	// tool waits for the botcore tool's identity (see toolIdentity).
+	tool func() (*release.Tool, error)
 }
 
 // artifact is one service on its way through the stages.

@@ -39,6 +39,11 @@ type imageReports struct {
 }
 
 func (s gateStage) Run(ctx context.Context, r *run) error {
+	tool, err := r.tool()
+	if err != nil {
+		return err
+	}
+	r.rel.Tool = tool
 	reports := make([][]imageReports, len(r.arts))
 	eg, gctx := errgroup.WithContext(ctx)
 	for i, a := range r.arts {

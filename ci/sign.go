@@ -117,6 +117,7 @@ func newProvenance(ctx context.Context, m *BotCore, r *run) (provenanceRun, erro
 		GitRef: q.GitRef, GitSHA: q.GitSHA, SourceURL: q.SourceURL, SourceDateEpoch: int64(q.Epoch),
 		Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed,
 		BuilderVersion: map[string]string{"dagger": engine},
+		Tool:           r.rel.Tool,
 		InvocationID:   "urn:build-all:" + strings.ToLower(rand.Text()),
 		StartedOn:      r.started, FinishedOn: time.Now().UTC(),
 	}}, nil

@@ -9,6 +9,10 @@ export GOFLAGS=${GOFLAGS:--mod=readonly}
 # Trivy's packages need the json/v2 experiment; set it for every build so the
 # build cache is shared between vet, test and the binaries tests build.
 export GOEXPERIMENT=jsonv2
+# botcore is a static binary (the e2e tests hand one to build-all --tool, as
+# the workflow does): building everything without cgo lets that build reuse
+# what vet and the unit tests compiled.
+export CGO_ENABLED=0
 
 # pipelines/ is its own module (the Dagger module imports it and must stay
 # light), so it is vetted and tested on its own.

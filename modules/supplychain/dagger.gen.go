@@ -60,10 +60,12 @@ func (r Supplychain) MarshalJSON() ([]byte, error) {
 		ToolSource *dagger.Directory
 		GoImage    string
 		GoProxy    string
+		Tool       *dagger.File
 	}
 	concrete.ToolSource = r.ToolSource
 	concrete.GoImage = r.GoImage
 	concrete.GoProxy = r.GoProxy
+	concrete.Tool = r.Tool
 	return json.Marshal(&concrete)
 }
 
@@ -72,6 +74,7 @@ func (r *Supplychain) UnmarshalJSON(bs []byte) error {
 		ToolSource *dagger.Directory
 		GoImage    string
 		GoProxy    string
+		Tool       *dagger.File
 	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
@@ -80,6 +83,7 @@ func (r *Supplychain) UnmarshalJSON(bs []byte) error {
 	r.ToolSource = concrete.ToolSource
 	r.GoImage = concrete.GoImage
 	r.GoProxy = concrete.GoProxy
+	r.Tool = concrete.Tool
 	return nil
 }
 
@@ -89,12 +93,14 @@ func (r ScanResult) MarshalJSON() ([]byte, error) {
 		Failure  string
 		Report   *dagger.File
 		Sarif    *dagger.File
+		Vuln     *dagger.File
 		Findings string
 	}
 	concrete.Passed = r.Passed
 	concrete.Failure = r.Failure
 	concrete.Report = r.Report
 	concrete.Sarif = r.Sarif
+	concrete.Vuln = r.Vuln
 	concrete.Findings = r.Findings
 	return json.Marshal(&concrete)
 }
@@ -105,6 +111,7 @@ func (r *ScanResult) UnmarshalJSON(bs []byte) error {
 		Failure  string
 		Report   *dagger.File
 		Sarif    *dagger.File
+		Vuln     *dagger.File
 		Findings string
 	}
 	err := json.Unmarshal(bs, &concrete)
@@ -115,6 +122,7 @@ func (r *ScanResult) UnmarshalJSON(bs []byte) error {
 	r.Failure = concrete.Failure
 	r.Report = concrete.Report
 	r.Sarif = concrete.Sarif
+	r.Vuln = concrete.Vuln
 	r.Findings = concrete.Findings
 	return nil
 }
@@ -435,6 +443,13 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 		}
 	case "Supplychain":
 		switch fnName {
+		case "Identity":
+			var parent Supplychain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Supplychain).Identity(&parent, ctx)
 		case "Sbom":
 			var parent Supplychain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -742,7 +757,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg goproxy", err))
 				}
 			}
-			return New(toolSource, goImage, goproxy), nil
+			var tool *dagger.File
+			if inputArgs["tool"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["tool"]), &tool)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg tool", err))
+				}
+			}
+			return New(toolSource, goImage, goproxy, tool), nil
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

@@ -18,6 +18,9 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	"dagger/supplychain/internal/dagger"
@@ -33,6 +36,9 @@ type Supplychain struct {
 	GoImage string
 	// Go module proxy for that build.
 	GoProxy string
+	// Tool is a botcore binary the caller built; when set, nothing is
+	// compiled in the engine.
+	Tool *dagger.File
 }
 
 func New(
@@ -48,8 +54,15 @@ func New(
 	// Go module proxy for that build.
 	// +default="https://proxy.golang.org,direct"
 	goproxy string,
+	// botcore binary built by the caller for the engine's platform, e.g.
+	// `CGO_ENABLED=0 GOEXPERIMENT=jsonv2 go build ./cmd/botcore` on a CI
+	// runner whose Go caches are warm: the engine then compiles nothing (a
+	// fresh engine spends about 12 minutes compiling it otherwise). It runs
+	// in the Go image, which only provides CA certificates and a shell.
+	// +optional
+	tool *dagger.File,
 ) *Supplychain {
-	return &Supplychain{ToolSource: toolSource, GoImage: goImage, GoProxy: goproxy}
+	return &Supplychain{ToolSource: toolSource, GoImage: goImage, GoProxy: goproxy, Tool: tool}
 }
 
 // Tools is the container the tools run in: botcore in the Go image.
@@ -60,7 +73,19 @@ func New(
 // repository reuses the cached binary; the module and build cache volumes
 // make a Go change an incremental build.
 func (m *Supplychain) Tools() *dagger.Container {
-	bin := dag.Container().From(m.GoImage).
+	// Permissions are set because a binary handed over from a host may
+	// arrive without its executable bit.
+	return dag.Container().From(m.GoImage).
+		WithFile(botcoreBin, m.binary(), dagger.ContainerWithFileOpts{Permissions: 0o755}).
+		WithWorkdir("/work")
+}
+
+// binary is the caller's botcore when given, else one built from ToolSource.
+func (m *Supplychain) binary() *dagger.File {
+	if m.Tool != nil {
+		return m.Tool
+	}
+	return dag.Container().From(m.GoImage).
 		WithEnvVariable("GOEXPERIMENT", "jsonv2"). // trivy's packages require it
 		WithEnvVariable("CGO_ENABLED", "0").
 		WithEnvVariable("GOFLAGS", "-mod=readonly").
@@ -72,10 +97,23 @@ func (m *Supplychain) Tools() *dagger.Container {
 		WithWorkdir("/src").
 		WithExec([]string{"go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "/out/botcore", "./cmd/botcore"}).
 		File("/out/botcore")
-	// The runtime is the same image without the caches or the source.
-	return dag.Container().From(m.GoImage).
-		WithFile(botcoreBin, bin).
-		WithWorkdir("/work")
+}
+
+// Identity is `botcore version --json` of the tool: its sha256, the commit it
+// was built from and the Trivy, Syft and cosign versions it links.
+func (m *Supplychain) Identity(ctx context.Context) (string, error) {
+	out, err := m.Tools().WithExec([]string{botcoreBin, "version", "--json"}).Stdout(ctx)
+	if err != nil && m.Tool != nil {
+		// A plain error: one wrapping the ExecError would be shown as the
+		// exec's exit code and stderr alone, without this sentence.
+		why := err.Error()
+		var ee *dagger.ExecError
+		if errors.As(err, &ee) {
+			why = strings.TrimSpace(ee.Stderr)
+		}
+		return "", fmt.Errorf("the botcore binary given as --tool does not run in the engine's containers (build it for linux and the engine's architecture, static: CGO_ENABLED=0 GOOS=linux GOEXPERIMENT=jsonv2 go build ./cmd/botcore): %s", why)
+	}
+	return out, err
 }
 
 // Sbom writes the SPDX 2.3 JSON SBOM (Syft) of one platform's image.

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bot-core/delivery/pipelines/release"
 )
 
 const (
@@ -51,6 +53,9 @@ type Build struct {
 	IgnoreUnfixed   bool
 	// BaseImages are the images the builders started from, digest-qualified.
 	BaseImages []BaseImage
+	// Tool is the botcore binary that scanned, SBOM'd and attested; nil
+	// leaves it out.
+	Tool *release.Tool
 	// BuilderVersion maps builder components to their versions (e.g. the
 	// Dagger engine's); optional.
 	BuilderVersion map[string]string
@@ -105,6 +110,13 @@ func Predicate(b Build) (*slsa.Provenance, error) {
 		}
 		deps = append(deps, &ita.ResourceDescriptor{Name: img.Name, Uri: "oci://" + img.Ref, Digest: map[string]string{"sha256": d}})
 	}
+	if b.Tool != nil {
+		dep, err := toolDependency(*b.Tool)
+		if err != nil {
+			return nil, err
+		}
+		deps = append(deps, dep)
+	}
 	p := &slsa.Provenance{
 		BuildDefinition: &slsa.BuildDefinition{
 			BuildType:            BuildType,
@@ -124,6 +136,31 @@ func Predicate(b Build) (*slsa.Provenance, error) {
 		return nil, fmt.Errorf("the provenance is not valid SLSA v1: %w", err)
 	}
 	return p, nil
+}
+
+// ToolName names the botcore binary among the resolved dependencies.
+const ToolName = "botcore"
+
+// toolDependency is the botcore binary as a resolved dependency: its sha256,
+// with how it was built (source, version, commit, Go, linked libraries) as
+// annotations.
+func toolDependency(t release.Tool) (*ita.ResourceDescriptor, error) {
+	if !isHex(t.SHA256, 32) {
+		return nil, fmt.Errorf("the botcore tool's sha256 %q is not a sha256", t.SHA256)
+	}
+	ann := map[string]any{"source": t.Source, "version": t.Version, "go": t.Go, "platform": t.Platform}
+	if t.Revision != "" {
+		ann["revision"] = t.Revision
+		ann["modified"] = t.Modified
+	}
+	for name, v := range t.Libraries {
+		ann[name] = v
+	}
+	annotations, err := structpb.NewStruct(ann)
+	if err != nil {
+		return nil, err
+	}
+	return &ita.ResourceDescriptor{Name: ToolName, Digest: map[string]string{"sha256": t.SHA256}, Annotations: annotations}, nil
 }
 
 // JSON is the predicate as cosign attest --type slsaprovenance1 takes it:

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bot-core/delivery/pipelines/release"
 )
 
 const (
@@ -193,5 +195,41 @@ func TestCheckVersion(t *testing.T) {
 	err = check("", "refs/heads/main", "v1.2.3")
 	if !errors.Is(err, ErrNoVersion) || !strings.Contains(err.Error(), "names no release version, so nothing says it was built as release v1.2.3") {
 		t.Errorf("no version: %v", err)
+	}
+}
+
+// The botcore binary that produced the scan, SBOM and attestations is a
+// resolved dependency by its sha256, with how it was built alongside.
+func TestToolDependency(t *testing.T) {
+	b := sample()
+	b.Tool = &release.Tool{Source: "given", SHA256: rustHex, Version: "(devel)", Revision: sha, Go: "go1.26.0", Platform: "linux/amd64",
+		Libraries: map[string]string{"trivy": "v0.67.2", "cosign": "v2.6.1"}}
+	js, err := JSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		BuildDefinition struct {
+			ResolvedDependencies []struct {
+				Name        string            `json:"name"`
+				Digest      map[string]string `json:"digest"`
+				Annotations map[string]any    `json:"annotations"`
+			} `json:"resolvedDependencies"`
+		} `json:"buildDefinition"`
+	}
+	if err := json.Unmarshal(js, &doc); err != nil {
+		t.Fatal(err)
+	}
+	deps := doc.BuildDefinition.ResolvedDependencies
+	tool := deps[len(deps)-1]
+	want := map[string]any{"source": "given", "version": "(devel)", "revision": sha, "modified": false, "go": "go1.26.0",
+		"platform": "linux/amd64", "trivy": "v0.67.2", "cosign": "v2.6.1"}
+	if tool.Name != ToolName || tool.Digest["sha256"] != rustHex || mustJSON(t, tool.Annotations) != mustJSON(t, want) {
+		t.Errorf("tool dependency %+v, want sha256 %s and annotations %v", tool, rustHex, want)
+	}
+
+	b.Tool.SHA256 = "abc"
+	if _, err := Predicate(b); err == nil || !strings.Contains(err.Error(), `the botcore tool's sha256 "abc" is not a sha256`) {
+		t.Errorf("a tool without sha256: %v", err)
 	}
 }

@@ -60,6 +60,9 @@ type Manifest struct {
 	Unsigned bool `json:"unsigned,omitempty"`
 	// Tagging is what became of every tag of every service in the tag step.
 	Tagging []publish.TagOutcome `json:"tagging,omitempty"`
+	// Tool is the botcore binary that scanned, SBOM'd and signed; nil when
+	// nothing was scanned.
+	Tool *Tool `json:"tool,omitempty"`
 }
 
 // RecordPublish records how far a publish got and, when it failed, why.
@@ -308,6 +311,11 @@ func (m Manifest) Summary() string {
 				fmt.Fprintf(&b, "| %s | %s | %s |\n", s.Name, p, findings(s.Reports[p].Findings))
 			}
 		}
+	}
+	if t := m.Tool; t != nil {
+		fmt.Fprintf(&b, "\nTools: botcore %s (%s; sha256 `%s`), trivy %s, syft %s, cosign %s.\n", t.Version,
+			map[string]string{"given": "given with --tool", "engine": "built in the engine"}[t.Source], t.SHA256,
+			t.Libraries["trivy"], t.Libraries["syft"], t.Libraries["cosign"])
 	}
 	switch {
 	case m.Signing != nil && m.Signing.Mode == "keyless":

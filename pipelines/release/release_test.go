@@ -99,6 +99,13 @@ func TestSummarySaysWhatHappened(t *testing.T) {
 		}
 	}
 	m := published()
+	m.Tool = &Tool{Source: "given", SHA256: "ab12", Version: "(devel)", Libraries: map[string]string{"trivy": "v0.67.2", "syft": "v1.33.0", "cosign": "v2.6.1"}}
+	if s := m.Summary(); !strings.Contains(s, "Tools: botcore (devel) (given with --tool; sha256 `ab12`), trivy v0.67.2, syft v1.33.0, cosign v2.6.1.") {
+		t.Errorf("summary does not name the tools:\n%s", s)
+	}
+	if js, _ := m.JSON(); !strings.Contains(string(js), `"tool": {`) {
+		t.Errorf("release.json does not record the tool:\n%s", js)
+	}
 	m.Signing, m.Published, m.Registry = nil, false, ""
 	if s := m.Summary(); !strings.Contains(s, "Built, not published") || strings.Contains(s, "Not signed") {
 		t.Errorf("unpublished summary:\n%s", s)

@@ -42,8 +42,10 @@ func offlineDB(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if dbDir != "" {
-		os.RemoveAll(dbDir)
+	for _, dir := range []string{dbDir, toolDir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/bot-core/delivery/pipelines/provenance"
+	"github.com/bot-core/delivery/pipelines/release"
 	"github.com/bot-core/delivery/test/sigstoretest"
 )
 
@@ -83,6 +84,9 @@ func TestSigning(t *testing.T) {
 		if s.Issuer.ActionsFetches() == 0 {
 			t.Error("the Actions ID-token endpoint was never asked for a token")
 		}
+		if m.Tool == nil || m.Tool.Source != "engine" || len(m.Tool.SHA256) != 64 {
+			t.Errorf("release.json tool %+v, want the one built in the engine", m.Tool)
+		}
 		svc := m.Services[0]
 		rel.index, rel.platforms = svc.IndexDigest, svc.Platforms
 		if len(svc.Signed) != 1+len(svc.Platforms) || len(svc.Attested) != len(svc.Platforms) {
@@ -120,7 +124,7 @@ func TestSigning(t *testing.T) {
 			if r.Err != nil {
 				t.Errorf("cosign verify-attestation %s (%s): %s", ref, p, r)
 			}
-			checkProvenance(t, s, verify, ref, d, wantProvenance{version: "v3.0.0", gitRef: "refs/tags/v3.0.0", gitSHA: keylessSHA, sourceURL: sourceURL, epoch: 1700000000})
+			checkProvenance(t, s, verify, ref, d, wantProvenance{version: "v3.0.0", gitRef: "refs/tags/v3.0.0", gitSHA: keylessSHA, sourceURL: sourceURL, epoch: 1700000000, tool: m.Tool})
 			checkVulnAttestation(t, s, verify, ref, d)
 		}
 		wrong := s.KeylessVerifyArgs("someone-else@example.com")
@@ -163,7 +167,10 @@ func TestSigning(t *testing.T) {
 		t.Setenv("BOTCORE_TEST_COSIGN_KEY", string(kp.PrivatePEM))
 		t.Setenv("BOTCORE_TEST_COSIGN_PASSWORD", cosignPassword)
 		out := filepath.Join(exports, "key")
-		stdout, stderr := daggerCallLogs(t, append(common, "--version", "v3.1.0", "--platforms", "linux/amd64",
+		// This release scans and signs with a botcore the test built on the
+		// host, as the workflow does.
+		tool := hostTool(t)
+		stdout, stderr := daggerCallLogs(t, append(append([]string{"--tool", tool.path}, common...), "--version", "v3.1.0", "--platforms", "linux/amd64",
 			"--git-ref", "refs/heads/main", "--git-sha", keySHA,
 			"--cosign-key", "env:BOTCORE_TEST_COSIGN_KEY", "--cosign-password", "env:BOTCORE_TEST_COSIGN_PASSWORD",
 			"export", "--path", out)...)
@@ -171,6 +178,9 @@ func TestSigning(t *testing.T) {
 		m := readRelease(t, out)
 		if m.Signing == nil || m.Signing.Mode != "key" {
 			t.Fatalf("release.json signing = %+v, want key", m.Signing)
+		}
+		if m.Tool == nil || m.Tool.Source != "given" || m.Tool.SHA256 != tool.sha256 {
+			t.Errorf("release.json tool %+v, want the given binary (sha256 %s)", m.Tool, tool.sha256)
 		}
 		ref := prefix + "/rust-core-engine:v3.1.0"
 		if r := s.Cosign(t, nil, "verify", "--key", kp.PublicFile, "--insecure-ignore-tlog", ref); r.Err != nil {
@@ -184,7 +194,7 @@ func TestSigning(t *testing.T) {
 		byKey := []string{"--key", kp.PublicFile, "--insecure-ignore-tlog"}
 		for _, d := range svc.Platforms {
 			pref := prefix + "/rust-core-engine@" + d
-			checkProvenance(t, s, byKey, pref, d, wantProvenance{version: "v3.1.0", gitRef: "refs/heads/main", gitSHA: keySHA})
+			checkProvenance(t, s, byKey, pref, d, wantProvenance{version: "v3.1.0", gitRef: "refs/heads/main", gitSHA: keySHA, tool: m.Tool})
 			checkVulnAttestation(t, s, byKey, pref, d)
 			for _, typ := range []string{"slsaprovenance1", "vuln"} {
 				if r := s.Cosign(t, nil, "verify-attestation", "--type", typ, "--key", other.PublicFile, "--insecure-ignore-tlog", pref); r.Err == nil {
@@ -264,6 +274,8 @@ func attestationStatements(t *testing.T, s *sigstoretest.Sigstore, policy []stri
 type wantProvenance struct {
 	version, gitRef, gitSHA, sourceURL string
 	epoch                              int64
+	// tool is the botcore binary release.json names.
+	tool *release.Tool
 }
 
 var digestShaped = regexp.MustCompile(`^[^@\s]+@sha256:[0-9a-f]{64}$`)
@@ -283,9 +295,10 @@ func checkProvenance(t *testing.T, s *sigstoretest.Sigstore, policy []string, re
 					BuildType            string         `json:"buildType"`
 					ExternalParameters   map[string]any `json:"externalParameters"`
 					ResolvedDependencies []struct {
-						Name   string            `json:"name"`
-						URI    string            `json:"uri"`
-						Digest map[string]string `json:"digest"`
+						Name        string            `json:"name"`
+						URI         string            `json:"uri"`
+						Digest      map[string]string `json:"digest"`
+						Annotations map[string]any    `json:"annotations"`
 					} `json:"resolvedDependencies"`
 				} `json:"buildDefinition"`
 				RunDetails struct {
@@ -321,9 +334,15 @@ func checkProvenance(t *testing.T, s *sigstoretest.Sigstore, policy []string, re
 		if fmt.Sprint(ep["services"]) != "[rust-core-engine]" || fmt.Sprint(ep["severity"]) != "[HIGH CRITICAL]" || ep["platforms"] == nil {
 			t.Errorf("%s: externalParameters %v", ref, ep)
 		}
-		var source, bases int
+		var source, bases, tools int
 		for _, d := range bd.ResolvedDependencies {
 			switch {
+			case d.Name == provenance.ToolName:
+				tools++
+				if want.tool == nil || d.Digest["sha256"] != want.tool.SHA256 || d.Annotations["source"] != want.tool.Source ||
+					d.Annotations["trivy"] != want.tool.Libraries["trivy"] || d.Annotations["version"] != want.tool.Version {
+					t.Errorf("%s: tool %+v, want release.json's %+v", ref, d, want.tool)
+				}
 			case d.Name == "source":
 				source++
 				wantURI := "git+" + want.sourceURL + "@" + want.gitRef
@@ -341,8 +360,8 @@ func checkProvenance(t *testing.T, s *sigstoretest.Sigstore, policy []string, re
 				}
 			}
 		}
-		if source != 1 || bases != 2 {
-			t.Errorf("%s: resolvedDependencies %+v, want the source and the Rust builder and runtime", ref, bd.ResolvedDependencies)
+		if source != 1 || bases != 2 || tools != 1 {
+			t.Errorf("%s: resolvedDependencies %+v, want the source, the Rust builder and runtime and the botcore tool", ref, bd.ResolvedDependencies)
 		}
 		m := rd.Metadata
 		if m.InvocationID == "" || m.StartedOn.IsZero() || m.FinishedOn.Before(m.StartedOn) || time.Since(m.StartedOn) > time.Hour {

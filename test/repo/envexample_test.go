@@ -27,6 +27,7 @@ var notForEnvFile = map[string]string{
 	"GITHUB_REPOSITORY":              "set by the GitHub Actions runner",
 	"GITHUB_ENV":                     "set by the GitHub Actions runner",
 	"GITHUB_STEP_SUMMARY":            "set by the GitHub Actions runner",
+	"RUNNER_TEMP":                    "set by the GitHub Actions runner",
 	"ACTIONS_ID_TOKEN_REQUEST_URL":   "set by the GitHub Actions runner (permissions: id-token: write)",
 	"ACTIONS_ID_TOKEN_REQUEST_TOKEN": "set by the GitHub Actions runner (permissions: id-token: write)",
 }

@@ -590,6 +590,41 @@ type daggerStep struct {
 	text  string   // the command as written (continuations joined)
 }
 
+// function is the module function called and the arguments after it;
+// the constructor's flags (`dagger call --tool X build-all`) come before.
+func (d daggerStep) function() (string, []string) {
+	for i := 2; i < len(d.words); i++ {
+		if strings.HasPrefix(d.words[i], "--") {
+			if i+1 < len(d.words) && !strings.HasPrefix(d.words[i+1], "--") {
+				i++
+			}
+			continue
+		}
+		return d.words[i], d.words[i+1:]
+	}
+	return "", nil
+}
+
+// constructorFlags are the module's own flags, before the function.
+func (d daggerStep) constructorFlags() map[string]string {
+	fn, rest := d.function()
+	out := map[string]string{}
+	words := d.words[2 : len(d.words)-len(rest)-1]
+	if fn == "" {
+		words = d.words[2:]
+	}
+	for i := 0; i < len(words); i++ {
+		name, _ := flagName(words[i])
+		if i+1 < len(words) && !strings.HasPrefix(words[i+1], "--") {
+			out[name] = words[i+1]
+			i++
+			continue
+		}
+		out[name] = ""
+	}
+	return out
+}
+
 func (w workflowDoc) daggerSteps(t *testing.T) []daggerStep {
 	t.Helper()
 	var out []daggerStep
@@ -730,7 +765,7 @@ func TestWorkflowDaggerCall(t *testing.T) {
 					running = append(running, d)
 				}
 			}
-			builds := slices.DeleteFunc(slices.Clone(running), func(d daggerStep) bool { return d.words[2] != "build-all" })
+			builds := slices.DeleteFunc(slices.Clone(running), func(d daggerStep) bool { fn, _ := d.function(); return fn != "build-all" })
 			if len(builds) != 1 {
 				t.Fatalf("%d build-all steps run, want exactly one", len(builds))
 			}
@@ -742,7 +777,7 @@ func TestWorkflowDaggerCall(t *testing.T) {
 			if _, ok := flags["record-failure"]; !ok {
 				t.Error("build-all without --record-failure: a failed release would upload no record")
 			}
-			checks := slices.DeleteFunc(slices.Clone(running), func(c daggerStep) bool { return c.words[2] != "check-release" })
+			checks := slices.DeleteFunc(slices.Clone(running), func(c daggerStep) bool { fn, _ := c.function(); return fn != "check-release" })
 			if len(checks) != 1 || checks[0].job != d.job || !slices.Equal(checks[0].words[3:], []string{"--record", "dist/release.json"}) {
 				t.Fatalf("want one `dagger call check-release --record dist/release.json` in job %s, got %v", d.job, checks)
 			}
@@ -752,6 +787,7 @@ func TestWorkflowDaggerCall(t *testing.T) {
 			if checkAt < buildAt {
 				t.Errorf("check-release runs before build-all in job %s", d.job)
 			}
+			checkToolGiven(t, d, steps[:buildAt])
 			for k, want := range common {
 				if got, ok := flags[k]; !ok || got != want {
 					t.Errorf("--%s %q, want %q", k, got, want)
@@ -885,3 +921,37 @@ const (
 	tTrue
 	tUnknown
 )
+
+// checkToolGiven: build-all gets the botcore tool built on the runner (with
+// setup-go's caches) by an earlier step, static and with Trivy's json/v2,
+// so the engine compiles nothing.
+func checkToolGiven(t *testing.T, d daggerStep, before []map[string]any) {
+	t.Helper()
+	tool, ok := d.constructorFlags()["tool"]
+	if !ok {
+		t.Errorf("job %s: build-all without --tool: the engine compiles the botcore tool on every run", d.job)
+		return
+	}
+	setup := slices.IndexFunc(before, func(s map[string]any) bool { return usesAction(s, "actions/setup-go") })
+	if setup < 0 || asString(asMap(before[setup]["with"])["go-version-file"]) != "go.mod" {
+		t.Errorf("job %s: no actions/setup-go step with go-version-file go.mod before build-all", d.job)
+	}
+	build := slices.IndexFunc(before, func(s map[string]any) bool {
+		words, err := splitShell(asString(s["run"]))
+		return err == nil && len(words) == 1 && slices.Equal(words[0].words[:2], []string{"go", "build"})
+	})
+	if build < 0 || build < setup {
+		t.Fatalf("job %s: no `go build` step after setup-go and before build-all", d.job)
+	}
+	words, _ := splitShell(asString(before[build]["run"]))
+	w := words[0].words
+	if o := slices.Index(w, "-o"); o < 0 || o+1 >= len(w) || w[o+1] != tool || w[len(w)-1] != "./cmd/botcore" {
+		t.Errorf("job %s: %v does not build ./cmd/botcore into --tool's %s", d.job, w, tool)
+	}
+	env := asMap(before[build]["env"])
+	for k, want := range map[string]string{"CGO_ENABLED": "0", "GOEXPERIMENT": "jsonv2"} {
+		if got := asString(env[k]); got != want {
+			t.Errorf("job %s: the tool is built with %s=%q, want %q", d.job, k, got, want)
+		}
+	}
+}

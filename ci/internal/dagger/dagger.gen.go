@@ -11424,23 +11424,31 @@ type SupplychainOpts struct {
 	// Go module of the botcore CLI (go.mod, go.sum, cmd/, pipelines/);
 	// defaults to the repository this module lives in.
 	//
-	ToolSource *Directory // supplychain (../../../modules/supplychain/main.go:43:2)
+	ToolSource *Directory // supplychain (../../../modules/supplychain/main.go:48:2)
 	//
 	// Go image that builds the botcore CLI; also the tools' runtime (CA
 	// certificates for Fulcio, Rekor and the Trivy database, and a shell).
 	//
 	//
 	// Default: "golang:1.26-bookworm"
-	GoImage string // supplychain (../../../modules/supplychain/main.go:47:2)
+	GoImage string // supplychain (../../../modules/supplychain/main.go:52:2)
 	//
 	// Go module proxy for that build.
 	//
 	//
 	// Default: "https://proxy.golang.org,direct"
-	Goproxy string // supplychain (../../../modules/supplychain/main.go:50:2)
+	Goproxy string // supplychain (../../../modules/supplychain/main.go:55:2)
+	//
+	// botcore binary built by the caller for the engine's platform, e.g.
+	// `CGO_ENABLED=0 GOEXPERIMENT=jsonv2 go build ./cmd/botcore` on a CI
+	// runner whose Go caches are warm: the engine then compiles nothing (a
+	// fresh engine spends about 12 minutes compiling it otherwise). It runs
+	// in the Go image, which only provides CA certificates and a shell.
+	//
+	Tool *File // supplychain (../../../modules/supplychain/main.go:62:2)
 }
 
-func (r *Client) Supplychain(opts ...SupplychainOpts) *Supplychain { // supplychain (../../../modules/supplychain/main.go:38:1)
+func (r *Client) Supplychain(opts ...SupplychainOpts) *Supplychain { // supplychain (../../../modules/supplychain/main.go:43:1)
 	q := r.query.Select("supplychain")
 	for i := len(opts) - 1; i >= 0; i-- {
 		// `toolSource` optional argument
@@ -11454,6 +11462,10 @@ func (r *Client) Supplychain(opts ...SupplychainOpts) *Supplychain { // supplych
 		// `goproxy` optional argument
 		if !querybuilder.IsZeroValue(opts[i].Goproxy) {
 			q = q.Arg("goproxy", opts[i].Goproxy)
+		}
+		// `tool` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Tool) {
+			q = q.Arg("tool", opts[i].Tool)
 		}
 	}
 
@@ -12613,13 +12625,14 @@ func (r *Stat) Size(ctx context.Context) (int, error) {
 	return response, q.Execute(ctx)
 }
 
-type Supplychain struct { // supplychain (../../../modules/supplychain/main.go:29:6)
+type Supplychain struct { // supplychain (../../../modules/supplychain/main.go:31:6)
 	query *querybuilder.Selection
 
-	goImage *string
-	goProxy *string
-	id      *SupplychainID
-	verify  *string
+	goImage  *string
+	goProxy  *string
+	id       *SupplychainID
+	identity *string
+	verify   *string
 }
 
 func (r *Supplychain) WithGraphQLQuery(q *querybuilder.Selection) *Supplychain {
@@ -12629,7 +12642,7 @@ func (r *Supplychain) WithGraphQLQuery(q *querybuilder.Selection) *Supplychain {
 }
 
 // Go image that builds the CLI and runs it.
-func (r *Supplychain) GoImage(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:33:2)
+func (r *Supplychain) GoImage(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:35:2)
 	if r.goImage != nil {
 		return *r.goImage, nil
 	}
@@ -12642,7 +12655,7 @@ func (r *Supplychain) GoImage(ctx context.Context) (string, error) { // supplych
 }
 
 // Go module proxy for that build.
-func (r *Supplychain) GoProxy(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:35:2)
+func (r *Supplychain) GoProxy(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:37:2)
 	if r.goProxy != nil {
 		return *r.goProxy, nil
 	}
@@ -12703,19 +12716,33 @@ func (r *Supplychain) UnmarshalJSON(bs []byte) error {
 	return nil
 }
 
+// Identity is `botcore version --json` of the tool: its sha256, the commit it
+// was built from and the Trivy, Syft and cosign versions it links.
+func (r *Supplychain) Identity(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:103:1)
+	if r.identity != nil {
+		return *r.identity, nil
+	}
+	q := r.query.Select("identity")
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
 // SupplychainSbomOpts contains options for Supplychain.Sbom
 type SupplychainSbomOpts struct {
 	//
 	// Document name, also the name of the image's package in it (default:
 	// the image's repository, else "image").
 	//
-	Name string // supplychain (../../../modules/supplychain/main.go:92:2)
+	Name string // supplychain (../../../modules/supplychain/main.go:122:2)
 }
 
 // Sbom writes the SPDX 2.3 JSON SBOM (Syft) of one platform's image.
 //
 // The image is one platform's of an OCI image layout.
-func (r *Supplychain) Sbom(layout *Directory, platform string, opts ...SupplychainSbomOpts) *File { // supplychain (../../../modules/supplychain/main.go:84:1)
+func (r *Supplychain) Sbom(layout *Directory, platform string, opts ...SupplychainSbomOpts) *File { // supplychain (../../../modules/supplychain/main.go:114:1)
 	assertNotNil("layout", layout)
 	q := r.query.Select("sbom")
 	for i := len(opts) - 1; i >= 0; i-- {
@@ -12899,8 +12926,18 @@ func (r *Supplychain) Signer(opts ...SupplychainSignerOpts) *SupplychainSigner {
 	}
 }
 
+// Tool is a botcore binary the caller built; when set, nothing is
+// compiled in the engine.
+func (r *Supplychain) Tool() *File { // supplychain (../../../modules/supplychain/main.go:40:2)
+	q := r.query.Select("tool")
+
+	return &File{
+		query: q,
+	}
+}
+
 // Go module the botcore CLI is built from.
-func (r *Supplychain) ToolSource() *Directory { // supplychain (../../../modules/supplychain/main.go:31:2)
+func (r *Supplychain) ToolSource() *Directory { // supplychain (../../../modules/supplychain/main.go:33:2)
 	q := r.query.Select("toolSource")
 
 	return &Directory{
@@ -12915,7 +12952,7 @@ func (r *Supplychain) ToolSource() *Directory { // supplychain (../../../modules
 // Only the Go module's files take part, so changing anything else in the
 // repository reuses the cached binary; the module and build cache volumes
 // make a Go change an incremental build.
-func (r *Supplychain) Tools() *Container { // supplychain (../../../modules/supplychain/main.go:62:1)
+func (r *Supplychain) Tools() *Container { // supplychain (../../../modules/supplychain/main.go:74:1)
 	q := r.query.Select("tools")
 
 	return &Container{

@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -53,6 +52,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/owenrumney/go-sarif/v2/sarif"
 
+	"github.com/bot-core/delivery/cmd/botcore/internal/buildinfo"
 	"github.com/bot-core/delivery/cmd/botcore/internal/imagesrc"
 )
 
@@ -390,15 +390,8 @@ func DefaultCacheDir(env func(string) string) string {
 
 // TrivyVersion is the version of the Trivy module built in.
 func TrivyVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/aquasecurity/trivy" {
-				if d.Replace != nil {
-					return d.Replace.Version
-				}
-				return strings.TrimPrefix(d.Version, "v")
-			}
-		}
+	if v := buildinfo.Library(buildinfo.Libraries["trivy"]); v != "" {
+		return strings.TrimPrefix(v, "v")
 	}
 	return "dev"
 }
