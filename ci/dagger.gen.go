@@ -279,7 +279,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg sourceDateEpoch", err))
 				}
 			}
-			return (*BotCore).Build(&parent, ctx, service, platform, version, sourceDateEpoch)
+			var buildSecrets []*dagger.Secret
+			if inputArgs["buildSecrets"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["buildSecrets"]), &buildSecrets)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg buildSecrets", err))
+				}
+			}
+			return (*BotCore).Build(&parent, ctx, service, platform, version, sourceDateEpoch, buildSecrets)
 		case "BuildAll":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)
@@ -489,7 +496,28 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg hostServices", err))
 				}
 			}
-			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, forceRetag, recordFailure, hostServices)
+			var buildSecrets []*dagger.Secret
+			if inputArgs["buildSecrets"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["buildSecrets"]), &buildSecrets)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg buildSecrets", err))
+				}
+			}
+			var skipStartCheck bool
+			if inputArgs["skipStartCheck"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["skipStartCheck"]), &skipStartCheck)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg skipStartCheck", err))
+				}
+			}
+			var startTimeout int
+			if inputArgs["startTimeout"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["startTimeout"]), &startTimeout)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg startTimeout", err))
+				}
+			}
+			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, forceRetag, recordFailure, hostServices, buildSecrets, skipStartCheck, startTimeout)
 		case "CheckRelease":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)

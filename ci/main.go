@@ -133,7 +133,8 @@ func (m *BotCore) Smoke(
 }
 
 // Services lists the services declared in services.yaml (or the default
-// three), one per line: name, language, path, port and health path.
+// three), one per line: name, builder (language or dockerfile), path, port
+// and health path.
 func (m *BotCore) Services(ctx context.Context) (string, error) {
 	man, err := m.manifest(ctx)
 	if err != nil {
@@ -141,7 +142,7 @@ func (m *BotCore) Services(ctx context.Context) (string, error) {
 	}
 	var b strings.Builder
 	for _, s := range man.Services {
-		fmt.Fprintf(&b, "%s\t%s\t%s\t%d\t%s\n", s.Name, s.Language, s.Path, s.Port, s.Health)
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%d\t%s\n", s.Name, s.Builder(), s.Path, s.Port, s.Health)
 	}
 	return b.String(), nil
 }
@@ -160,6 +161,9 @@ func (m *BotCore) Build(
 	// SOURCE_DATE_EPOCH: file times and the created label; 0 is 1970-01-01.
 	// +optional
 	sourceDateEpoch int,
+	// Build secrets the service's Dockerfile mounts, as for build-all.
+	// +optional
+	buildSecrets []*dagger.Secret,
 ) (*dagger.Container, error) {
 	man, err := m.manifest(ctx)
 	if err != nil {
@@ -176,10 +180,14 @@ func (m *BotCore) Build(
 	if err != nil {
 		return nil, withFlag(err)
 	}
-	return m.build(ctx, svcs[0], platform, sourceDateEpoch, lbl)
+	secrets, err := matchBuildSecrets(ctx, svcs, buildSecrets)
+	if err != nil {
+		return nil, err
+	}
+	return m.build(ctx, svcs[0], platform, sourceDateEpoch, lbl, secrets)
 }
 
-func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platform, epoch int, labels map[string]string) (*dagger.Container, error) {
+func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platform, epoch int, labels map[string]string, secrets map[string]*dagger.Secret) (*dagger.Container, error) {
 	buildPlatform, err := dag.DefaultPlatform(ctx)
 	if err != nil {
 		return nil, err
@@ -192,6 +200,7 @@ func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platfo
 		Images:        m.images(),
 		Epoch:         epoch,
 		Labels:        labels,
+		Secrets:       secretsOf(s, secrets),
 	})
 }
 

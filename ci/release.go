@@ -126,6 +126,20 @@ func (m *BotCore) BuildAll(
 	// reaches 127.0.0.1:5555 through them.
 	// +optional
 	hostServices []*dagger.Service,
+	// Build secrets for services built from their Dockerfile: each secret's
+	// name is the id the Dockerfile mounts (RUN --mount=type=secret,id=ID),
+	// as services.yaml lists it under secrets:. Never written to a layer,
+	// a log or release.json.
+	// +optional
+	buildSecrets []*dagger.Secret,
+	// Do not start the images before publishing, for services that cannot
+	// start without others (a database); recorded in release.json.
+	// +optional
+	skipStartCheck bool,
+	// Seconds each image has to answer its health path in the start-up
+	// check (arm64 images run under emulation on an amd64 engine).
+	// +default=180
+	startTimeout int,
 ) (*dagger.Directory, error) {
 	sign := signer{key: cosignKey, keyPassword: cosignPassword, idToken: oidcToken, requestURL: oidcRequestUrl, requestToken: oidcRequestToken,
 		fulcioURL: fulcioUrl, rekorURL: rekorUrl, noTlog: noTlog, noSCT: insecureIgnoreSct, hostServices: hostServices}
@@ -138,6 +152,13 @@ func (m *BotCore) BuildAll(
 		return nil, err
 	}
 	r.recordFailure = recordFailure
+	if startTimeout < 1 {
+		return nil, fmt.Errorf("--start-timeout %d: give the seconds each image has to answer its health check", startTimeout)
+	}
+	secrets, err := matchBuildSecrets(ctx, r.plan.Services, buildSecrets)
+	if err != nil {
+		return nil, err
+	}
 	if r.tool, err = m.toolIdentity(ctx); err != nil {
 		return nil, err
 	}
@@ -149,7 +170,8 @@ func (m *BotCore) BuildAll(
 	if r.plan.Publishing() {
 		out = registryStage{m: m, username: registryUsername, password: registryPassword, tunnel: registryService, sign: sign, forceRetag: forceRetag}
 	}
-	return r.execute(ctx, buildStage{m: m}, gate, out)
+	start := startStage{m: m, timeout: startTimeout, skip: skipStartCheck}
+	return r.execute(ctx, buildStage{m: m, secrets: secrets}, start, gate, out)
 }
 
 // A stage is one step of a release (build, scan, publish, ...): it reads and

@@ -128,7 +128,7 @@ func newProvenance(ctx context.Context, m *BotCore, r *run) (provenanceRun, erro
 func (p provenanceRun) predicates(ctx context.Context, a *artifact) (map[string]*dagger.File, error) {
 	out := map[string]*dagger.File{}
 	for _, plat := range p.build.Platforms {
-		bases, err := builder.Bases(builder.Spec{Service: a.service, Platform: dagger.Platform(plat), BuildPlatform: p.buildPlatform, Images: p.m.images()})
+		bases, err := builder.Bases(ctx, builder.Spec{Service: a.service, Source: p.m.Source.Directory(a.service.Path), Platform: dagger.Platform(plat), BuildPlatform: p.buildPlatform, Images: p.m.images()})
 		if err != nil {
 			return nil, err
 		}

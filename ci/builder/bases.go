@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"dagger/bot-core/internal/dagger"
+
+	"github.com/bot-core/delivery/pipelines/services"
 )
 
 // Base is one image a builder starts From, on the platform it runs on.
@@ -15,8 +17,12 @@ type Base struct {
 
 // Bases lists the images Build starts from for s, as its language's builder
 // uses them (a cross-compiling or platform-free step on the build platform),
-// so that provenance names exactly what went into the image.
-func Bases(s Spec) ([]Base, error) {
+// so that provenance names exactly what went into the image. A Dockerfile
+// service's are its FROM lines'.
+func Bases(ctx context.Context, s Spec) ([]Base, error) {
+	if s.Service.Builder() == services.DockerfileBuilder {
+		return dockerfileBases(ctx, s)
+	}
 	switch s.Service.Language {
 	case "rust":
 		return []Base{{s.Images.RustBuilder, s.BuildPlatform}, {s.Images.RustRuntime, s.Platform}}, nil

@@ -27,10 +27,22 @@ type Spec struct {
 	// same source gives the same layers, whatever the checkout's mtimes.
 	Epoch  int
 	Labels map[string]string
+	// Secrets are the build secrets the service's Dockerfile mounts, each
+	// named by its id.
+	Secrets []*dagger.Secret
 }
 
 // Build returns the runtime container of one service for one platform.
 func Build(ctx context.Context, c *dagger.Client, s Spec) (*dagger.Container, error) {
+	if s.Service.Builder() == services.DockerfileBuilder {
+		ctr := fromDockerfile(s)
+		for _, k := range sortedKeys(s.Labels) {
+			ctr = ctr.WithLabel(k, s.Labels[k])
+		}
+		return ctr.
+			WithLabel("org.opencontainers.image.title", s.Service.Name).
+			WithExposedPort(s.Service.Port), nil
+	}
 	var ctr *dagger.Container
 	var err error
 	switch s.Service.Language {

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"testing"
 
 	"dagger/bot-core/internal/dagger"
@@ -40,12 +41,12 @@ func TestBasesFollowTheBuilders(t *testing.T) {
 		"nextjs": {{img.NodeBuilder, "linux/amd64"}, {img.NodeRuntime, "linux/arm64"}},
 	}
 	for lang, w := range want {
-		got, err := Bases(spec(lang))
+		got, err := Bases(context.Background(), spec(lang))
 		if err != nil || len(got) != len(w) || got[0] != w[0] || got[1] != w[1] {
 			t.Errorf("%s: %v %v, want %v", lang, got, err, w)
 		}
 	}
-	if _, err := Bases(spec("cobol")); err == nil {
+	if _, err := Bases(context.Background(), spec("cobol")); err == nil {
 		t.Error("an unknown language has bases")
 	}
 }

@@ -40,15 +40,28 @@ fi`
 		Filter(dagger.DirectoryFilterOpts{Exclude: []string{"tests", "**/__pycache__"}}).
 		WithTimestamps(s.Epoch)
 
-	return c.Container(dagger.ContainerOpts{Platform: s.Platform}).
+	ctr := c.Container(dagger.ContainerOpts{Platform: s.Platform}).
 		From(s.Images.PythonRuntime).
 		WithDirectory("/opt/venv", venv).
 		WithDirectory("/app", app).
 		WithWorkdir("/app").
 		WithEnvVariable("PYTHONUNBUFFERED", "1").
-		WithEnvVariable("PYTHONDONTWRITEBYTECODE", "1").
-		WithLabel("com.bot-core.healthcheck", "/opt/venv/bin/python3 -m app.healthcheck").
-		WithEntrypoint([]string{"/opt/venv/bin/python3", "-m", "app.main"}), nil
+		WithEnvVariable("PYTHONDONTWRITEBYTECODE", "1")
+	if len(s.Service.Command) == 0 {
+		return ctr.
+			WithLabel("com.bot-core.healthcheck", "/opt/venv/bin/python3 -m app.healthcheck").
+			WithEntrypoint([]string{"/opt/venv/bin/python3", "-m", "app.main"}), nil
+	}
+	// The declared command runs with the environment first on PATH, as
+	// after `source venv/bin/activate`: `uvicorn ...` and `python main.py`
+	// find the installed packages. The health check is the standard
+	// library's, so the service needs no healthcheck module of its own.
+	return ctr.
+		WithEnvVariable("VIRTUAL_ENV", "/opt/venv").
+		WithEnvVariable("PATH", "/opt/venv/bin:${PATH}", dagger.ContainerWithEnvVariableOpts{Expand: true}).
+		WithLabel("com.bot-core.healthcheck", fmt.Sprintf(
+			`/opt/venv/bin/python3 -c "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:'+os.environ['PORT']+'%s', timeout=5)"`, s.Service.Health)).
+		WithEntrypoint(s.Service.Command), nil
 }
 
 // requirementsText is the service's requirements.txt, or "" without one.

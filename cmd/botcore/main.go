@@ -43,6 +43,8 @@ type CLI struct {
 	Verify   verifyCmd   `cmd:"" help:"Verify the cosign signature (and optionally an attestation) of an image."`
 	Deploy   deployCmd   `cmd:"" help:"Deploy a release with docker compose: verify every image's signature, pull, up, wait for health, roll back on failure (--dry-run prints the plan)."`
 
+	StartCheck startCheckCmd `cmd:"" name:"start-check" help:"Start a service's command and wait for its HTTP health answer, then stop it: build-all's start-up gate runs this inside every image before anything is pushed."`
+
 	Version versionCmd `cmd:"" help:"Print this binary's version, the commit it was built from and the Trivy, Syft, cosign and go-containerregistry versions it links."`
 
 	TrustRoot trustRootCmd `cmd:"" name:"trust-root" help:"Save the Sigstore trusted root, so a host without network can verify keyless signatures (--trusted-root)."`

@@ -51,6 +51,9 @@ type Manifest struct {
 	Tags      []string  `json:"tags"`
 	Platforms []string  `json:"platforms"`
 	Services  []Service `json:"services"`
+	// StartCheck is the start-up gate: every image started and answered its
+	// health check before anything was pushed; nil when it did not run.
+	StartCheck *StartCheck `json:"startCheck,omitempty"`
 	// Scan is the vulnerability policy every image passed; nil when not scanned.
 	Scan *ScanPolicy `json:"scan,omitempty"`
 	// Signing says how the published digests were signed; nil when nothing was.
@@ -162,6 +165,18 @@ type Service struct {
 	// Signatures are the registry references holding them (cosign's
 	// sha256-<hex>.sig and .att tags).
 	Signatures []string `json:"signatures,omitempty"`
+}
+
+// StartCheck is how the start-up gate went.
+type StartCheck struct {
+	// Skipped is true when build-all was told --skip-start-check.
+	Skipped bool `json:"skipped,omitempty"`
+	// TimeoutSeconds is how long each image had to answer.
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// Results maps "service linux/arm64" to what its check said.
+	Results map[string]string `json:"results,omitempty"`
+	// Failed lists the images that did not start, with why.
+	Failed []string `json:"failed,omitempty"`
 }
 
 // Reports are one image's supply-chain outputs.
@@ -292,6 +307,16 @@ func (m Manifest) Summary() string {
 		}
 		sort.Strings(plats)
 		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", s.Name, s.IndexDigest, strings.Join(plats, ", "))
+	}
+	if c := m.StartCheck; c != nil {
+		switch {
+		case c.Skipped:
+			b.WriteString("\nStart-up check: skipped (--skip-start-check).\n")
+		case len(c.Failed) > 0:
+			fmt.Fprintf(&b, "\nStart-up check: failed for %d images.\n", len(c.Failed))
+		default:
+			fmt.Fprintf(&b, "\nStart-up check: every image started and answered its health check within %d s.\n", c.TimeoutSeconds)
+		}
 	}
 	if m.Scan != nil {
 		verdict := "passed"

@@ -183,3 +183,36 @@ func TestSummaryOfAFailedGate(t *testing.T) {
 		t.Errorf("summary:\n%s", sum)
 	}
 }
+
+func TestSummarySaysHowTheStartUpCheckWent(t *testing.T) {
+	for _, c := range []struct {
+		check *StartCheck
+		want  string
+	}{
+		{&StartCheck{TimeoutSeconds: 180, Results: map[string]string{"web linux/amd64": "healthy after 1s"}}, "Start-up check: every image started and answered its health check within 180 s."},
+		{&StartCheck{Skipped: true}, "Start-up check: skipped (--skip-start-check)."},
+		{&StartCheck{TimeoutSeconds: 60, Failed: []string{"web linux/arm64: it exited", "web linux/amd64: it exited"}}, "Start-up check: failed for 2 images."},
+	} {
+		m := published()
+		m.StartCheck = c.check
+		if s := m.Summary(); !strings.Contains(s, c.want) {
+			t.Errorf("summary lacks %q:\n%s", c.want, s)
+		}
+		back, err := Parse(mustJSON(t, m))
+		if err != nil || back.StartCheck == nil || back.StartCheck.Skipped != c.check.Skipped || len(back.StartCheck.Failed) != len(c.check.Failed) {
+			t.Errorf("startCheck did not round-trip through release.json: %+v, %v", back.StartCheck, err)
+		}
+	}
+	if s := published().Summary(); strings.Contains(s, "Start-up check") {
+		t.Error("a record without a start-up check mentions one")
+	}
+}
+
+func mustJSON(t *testing.T, m Manifest) []byte {
+	t.Helper()
+	b, err := m.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

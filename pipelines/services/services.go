@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -26,12 +27,60 @@ var SupportedPlatforms = []string{"linux/amd64", "linux/arm64"}
 
 // Service is one deployable image, declared once in services.yaml.
 type Service struct {
-	Name     string `yaml:"name" json:"name"`
-	Language string `yaml:"language" json:"language"`
+	Name string `yaml:"name" json:"name"`
+	// Language picks a native builder; a service with a Dockerfile has none.
+	Language string `yaml:"language,omitempty" json:"language,omitempty"`
 	// Path of the service's source, relative to the source root.
 	Path   string `yaml:"path" json:"path"`
 	Port   int    `yaml:"port" json:"port"`
 	Health string `yaml:"health" json:"health"`
+	// Command starts a Python service (default: python3 -m app.main).
+	Command Command `yaml:"command,omitempty" json:"command,omitempty"`
+	Docker  `yaml:",inline"`
+}
+
+// Command is a program and its arguments, written in services.yaml as a list
+// or as one line split at spaces ("uvicorn main:app --host 0.0.0.0").
+type Command []string
+
+func (c *Command) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if strings.ContainsAny(n.Value, `"'\$`+"`") {
+			return fmt.Errorf("line %d: command %q: quotes, $ and backslashes are not interpreted (no shell runs it): write the command as a list, one argument per item", n.Line, n.Value)
+		}
+		*c = strings.Fields(n.Value)
+		return nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil {
+		return fmt.Errorf("line %d: command must be a line or a list of arguments", n.Line)
+	}
+	*c = list
+	return nil
+}
+
+// Docker is how a service with its own Dockerfile is built: the engine runs
+// the Dockerfile with the service's directory as its context.
+type Docker struct {
+	// Dockerfile is relative to the service's path.
+	Dockerfile string `yaml:"dockerfile,omitempty" json:"dockerfile,omitempty"`
+	// Target is the stage to build; default the last.
+	Target    string            `yaml:"target,omitempty" json:"target,omitempty"`
+	BuildArgs map[string]string `yaml:"build-args,omitempty" json:"buildArgs,omitempty"`
+	// Secrets are the ids the Dockerfile mounts (RUN --mount=type=secret,id=ID);
+	// build-all is given each as a Dagger secret of that name.
+	Secrets []string `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+}
+
+// DockerfileBuilder is what Builder says of a service built from its Dockerfile.
+const DockerfileBuilder = "dockerfile"
+
+// Builder names how the service is built: its language, or "dockerfile".
+func (s Service) Builder() string {
+	if s.Dockerfile != "" {
+		return DockerfileBuilder
+	}
+	return s.Language
 }
 
 // Manifest lists the services of a repository.
@@ -94,9 +143,7 @@ func (m Manifest) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: declared twice", where))
 		}
 		seen[s.Name] = true
-		if !slices.Contains(Languages, s.Language) {
-			errs = append(errs, fmt.Errorf("%s: language %q is not one of %s", where, s.Language, strings.Join(Languages, ", ")))
-		}
+		errs = append(errs, s.validateBuilder(where)...)
 		if s.Path == "" || path.IsAbs(s.Path) || strings.HasPrefix(path.Clean(s.Path), "..") {
 			errs = append(errs, fmt.Errorf("%s: path %q must be relative to the source root and stay inside it", where, s.Path))
 		}
@@ -108,6 +155,92 @@ func (m Manifest) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Names the pipeline sets itself: a build arg of that name would be ignored
+// or fight the pipeline's value.
+var reservedBuildArgs = []string{"SOURCE_DATE_EPOCH", "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT",
+	"BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT"}
+
+var (
+	buildArgName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// BuildKit's secret ids end up as file names under /run/secrets.
+	secretID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+)
+
+// validateBuilder checks that exactly one way of building is declared, and
+// that the Dockerfile settings only appear with a Dockerfile.
+func (s Service) validateBuilder(where string) []error {
+	if s.Dockerfile == "" {
+		var errs []error
+		if s.Command != nil && s.Language != "python" {
+			errs = append(errs, fmt.Errorf("%s: command applies to python services (a Rust image runs its binary, a Next.js image its server; a Dockerfile says its own CMD)", where))
+		}
+		if s.Command != nil && (len(s.Command) == 0 || s.Command[0] == "") {
+			errs = append(errs, fmt.Errorf("%s: command is empty", where))
+		}
+		for field, set := range map[string]bool{"target": s.Target != "", "build-args": len(s.BuildArgs) > 0, "secrets": len(s.Secrets) > 0} {
+			if set {
+				errs = append(errs, fmt.Errorf("%s: %s only applies to a service built from its Dockerfile: add dockerfile: Dockerfile (relative to path)", where, field))
+			}
+		}
+		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+		if !slices.Contains(Languages, s.Language) {
+			errs = append(errs, fmt.Errorf("%s: language %q is not one of %s (or give dockerfile: to build from the service's own Dockerfile)", where, s.Language, strings.Join(Languages, ", ")))
+		}
+		return errs
+	}
+	var errs []error
+	if s.Language != "" {
+		errs = append(errs, fmt.Errorf("%s: give either language (a native builder) or dockerfile, not both", where))
+	}
+	if s.Command != nil {
+		errs = append(errs, fmt.Errorf("%s: command applies to python services; a Dockerfile service starts as its Dockerfile's ENTRYPOINT and CMD say", where))
+	}
+	if d := path.Clean(s.Dockerfile); path.IsAbs(s.Dockerfile) || d == ".." || strings.HasPrefix(d, "../") || d == "." {
+		errs = append(errs, fmt.Errorf("%s: dockerfile %q must name a file inside the service's path %q (the build context)", where, s.Dockerfile, s.Path))
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.BuildArgs)) {
+		switch {
+		case !buildArgName.MatchString(k):
+			errs = append(errs, fmt.Errorf("%s: build-args: %q is not a build argument name (letters, digits and _)", where, k))
+		case slices.Contains(reservedBuildArgs, k):
+			errs = append(errs, fmt.Errorf("%s: build-args: %s is set by the pipeline (--source-date-epoch, --platforms)", where, k))
+		}
+	}
+	seen := map[string]bool{}
+	for _, id := range s.Secrets {
+		switch {
+		case ValidateSecretID(id) != nil:
+			errs = append(errs, fmt.Errorf("%s: secrets: %w", where, ValidateSecretID(id)))
+		case seen[id]:
+			errs = append(errs, fmt.Errorf("%s: secrets: %q is listed twice", where, id))
+		}
+		seen[id] = true
+	}
+	return errs
+}
+
+// ValidateSecretID checks that id can name a build secret.
+func ValidateSecretID(id string) error {
+	if !secretID.MatchString(id) {
+		return fmt.Errorf("%q is not a secret id (letters, digits, . _ -)", id)
+	}
+	return nil
+}
+
+// SecretIDs are the build secrets the given services need, sorted, each once.
+func SecretIDs(svcs []Service) []string {
+	var ids []string
+	for _, s := range svcs {
+		for _, id := range s.Secrets {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Select returns the named services in manifest order; no names means all.

@@ -32,10 +32,78 @@ services:
 		{"services:\n  - {name: a, language: rust, path: a, port: 70000, health: /h}", "not a TCP port"},
 		{"services:\n  - {name: a, language: rust, path: a, port: 1, health: h}", "must be an HTTP path"},
 		{"services:\n  - {name: a, language: rust, path: a, port: 1, health: /h}\n  - {name: a, language: rust, path: b, port: 1, health: /h}", "declared twice"},
+		{"services:\n  - {name: a, path: a, port: 1, health: /h}", `language "" is not one of rust, python, nextjs (or give dockerfile:`},
+		{"services:\n  - {name: a, language: rust, dockerfile: Dockerfile, path: a, port: 1, health: /h}", `services[0] "a": give either language (a native builder) or dockerfile, not both`},
+		{"services:\n  - {name: a, dockerfile: ../Dockerfile, path: a, port: 1, health: /h}", `dockerfile "../Dockerfile" must name a file inside the service's path "a"`},
+		{"services:\n  - {name: a, dockerfile: /Dockerfile, path: a, port: 1, health: /h}", `must name a file inside`},
+		{"services:\n  - {name: a, dockerfile: ., path: a, port: 1, health: /h}", `must name a file inside`},
+		{"services:\n  - {name: a, language: rust, target: runtime, path: a, port: 1, health: /h}", "target only applies to a service built from its Dockerfile"},
+		{"services:\n  - {name: a, language: rust, secrets: [x], path: a, port: 1, health: /h}", "secrets only applies to a service built from its Dockerfile"},
+		{"services:\n  - {name: a, language: rust, build-args: {A: b}, path: a, port: 1, health: /h}", "build-args only applies"},
+		{"services:\n  - {name: a, dockerfile: Dockerfile, build-args: {SOURCE_DATE_EPOCH: '1'}, path: a, port: 1, health: /h}", "build-args: SOURCE_DATE_EPOCH is set by the pipeline"},
+		{"services:\n  - {name: a, dockerfile: Dockerfile, build-args: {TARGETARCH: x}, path: a, port: 1, health: /h}", "TARGETARCH is set by the pipeline"},
+		{"services:\n  - {name: a, dockerfile: Dockerfile, build-args: {'A-B': x}, path: a, port: 1, health: /h}", `"A-B" is not a build argument name`},
+		{"services:\n  - {name: a, dockerfile: Dockerfile, secrets: [npm_token, npm_token], path: a, port: 1, health: /h}", `secrets: "npm_token" is listed twice`},
+		{"services:\n  - {name: a, dockerfile: Dockerfile, secrets: [../x], path: a, port: 1, health: /h}", `secrets: "../x" is not a secret id`},
+		{"services:\n  - {name: a, language: rust, command: x, path: a, port: 1, health: /h}", "command applies to python services (a Rust image runs its binary"},
+		{"services:\n  - {name: a, dockerfile: Dockerfile, command: x, path: a, port: 1, health: /h}", "a Dockerfile service starts as its Dockerfile's ENTRYPOINT and CMD say"},
+		{"services:\n  - {name: a, language: python, command: [], path: a, port: 1, health: /h}", "command is empty"},
+		{"services:\n  - {name: a, language: python, command: 'sh -c \"x y\"', path: a, port: 1, health: /h}", "write the command as a list"},
+		{"services:\n  - {name: a, language: python, command: {a: b}, path: a, port: 1, health: /h}", "command must be a line or a list"},
 	} {
 		_, err := ParseManifest([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s\n  error %v, want it to mention %q", c.yaml, err, c.want)
+		}
+	}
+}
+
+func TestDockerfileService(t *testing.T) {
+	m, err := ParseManifest([]byte(`
+services:
+  - name: web
+    path: web
+    dockerfile: docker/Dockerfile
+    target: runtime
+    build-args: {NODE_ENV: production}
+    secrets: [npm_token]
+    port: 8080
+    health: /
+  - name: api
+    path: api
+    dockerfile: Dockerfile
+    secrets: [pip_conf, npm_token]
+    port: 8000
+    health: /health
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := m.Services[0]
+	if web.Builder() != DockerfileBuilder || web.Dockerfile != "docker/Dockerfile" || web.Target != "runtime" || web.BuildArgs["NODE_ENV"] != "production" {
+		t.Fatalf("parsed %+v", web)
+	}
+	if got := SecretIDs(m.Services); strings.Join(got, ",") != "npm_token,pip_conf" {
+		t.Fatalf("SecretIDs = %v, want each id once, sorted", got)
+	}
+	if Default().Services[0].Builder() != "rust" {
+		t.Fatal("a native service's builder is its language")
+	}
+}
+
+func TestPythonCommand(t *testing.T) {
+	m, err := ParseManifest([]byte(`
+services:
+  - {name: a, language: python, path: a, port: 8000, health: /, command: uvicorn main:app --host 0.0.0.0 --port 8000}
+  - {name: b, language: python, path: b, port: 8000, health: /, command: [python3, "my app.py"]}
+  - {name: c, language: python, path: c, port: 8000, health: /}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"uvicorn|main:app|--host|0.0.0.0|--port|8000", "python3|my app.py", ""} {
+		if got := strings.Join(m.Services[i].Command, "|"); got != want {
+			t.Errorf("service %d: command %q, want %q", i, got, want)
 		}
 	}
 }

@@ -206,26 +206,34 @@ func TestSigning(t *testing.T) {
 	})
 
 	t.Run("no planted secret in logs, exports or the registry", func(t *testing.T) {
-		haystacks := map[string][]byte{"dagger logs": logs.Bytes()}
-		_ = filepath.WalkDir(exports, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				b, _ := os.ReadFile(p)
-				haystacks[p] = b
-			}
-			return nil
-		})
-		for what, b := range registryBlobs(t, reg) {
-			haystacks[what] = b
-		}
-		for what, b := range haystacks {
-			for _, secret := range planted {
-				if bytes.Contains(b, []byte(secret)) {
-					t.Errorf("%s contains a planted secret (%.12s...)", what, secret)
-				}
-			}
-		}
-		t.Logf("searched %d logs, files and blobs", len(haystacks))
+		checkNoSecrets(t, logs.Bytes(), exports, reg, planted...)
 	})
+}
+
+// checkNoSecrets searches the call's logs, every file exported under dir and
+// every manifest, config and uncompressed layer in the registry for each
+// planted secret.
+func checkNoSecrets(t *testing.T, logs []byte, dir, reg string, planted ...string) {
+	t.Helper()
+	haystacks := map[string][]byte{"dagger logs": logs}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			haystacks[p] = b
+		}
+		return nil
+	})
+	for what, b := range registryBlobs(t, reg) {
+		haystacks[what] = b
+	}
+	for what, b := range haystacks {
+		for _, secret := range planted {
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s contains a planted secret (%.12s...)", what, secret)
+			}
+		}
+	}
+	t.Logf("searched %d logs, files and blobs", len(haystacks))
 }
 
 const (

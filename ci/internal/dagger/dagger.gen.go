@@ -11424,20 +11424,20 @@ type SupplychainOpts struct {
 	// Go module of the botcore CLI (go.mod, go.sum, cmd/, pipelines/);
 	// defaults to the repository this module lives in.
 	//
-	ToolSource *Directory // supplychain (../../../modules/supplychain/main.go:48:2)
+	ToolSource *Directory // supplychain (../../../modules/supplychain/main.go:49:2)
 	//
 	// Go image that builds the botcore CLI; also the tools' runtime (CA
 	// certificates for Fulcio, Rekor and the Trivy database, and a shell).
 	//
 	//
 	// Default: "golang:1.26-bookworm"
-	GoImage string // supplychain (../../../modules/supplychain/main.go:52:2)
+	GoImage string // supplychain (../../../modules/supplychain/main.go:53:2)
 	//
 	// Go module proxy for that build.
 	//
 	//
 	// Default: "https://proxy.golang.org,direct"
-	Goproxy string // supplychain (../../../modules/supplychain/main.go:55:2)
+	Goproxy string // supplychain (../../../modules/supplychain/main.go:56:2)
 	//
 	// botcore binary built by the caller for the engine's platform, e.g.
 	// `CGO_ENABLED=0 GOEXPERIMENT=jsonv2 go build ./cmd/botcore` on a CI
@@ -11445,10 +11445,10 @@ type SupplychainOpts struct {
 	// fresh engine spends about 12 minutes compiling it otherwise). It runs
 	// in the Go image, which only provides CA certificates and a shell.
 	//
-	Tool *File // supplychain (../../../modules/supplychain/main.go:62:2)
+	Tool *File // supplychain (../../../modules/supplychain/main.go:63:2)
 }
 
-func (r *Client) Supplychain(opts ...SupplychainOpts) *Supplychain { // supplychain (../../../modules/supplychain/main.go:43:1)
+func (r *Client) Supplychain(opts ...SupplychainOpts) *Supplychain { // supplychain (../../../modules/supplychain/main.go:44:1)
 	q := r.query.Select("supplychain")
 	for i := len(opts) - 1; i >= 0; i-- {
 		// `toolSource` optional argument
@@ -12625,7 +12625,7 @@ func (r *Stat) Size(ctx context.Context) (int, error) {
 	return response, q.Execute(ctx)
 }
 
-type Supplychain struct { // supplychain (../../../modules/supplychain/main.go:31:6)
+type Supplychain struct { // supplychain (../../../modules/supplychain/main.go:32:6)
 	query *querybuilder.Selection
 
 	goImage  *string
@@ -12642,7 +12642,7 @@ func (r *Supplychain) WithGraphQLQuery(q *querybuilder.Selection) *Supplychain {
 }
 
 // Go image that builds the CLI and runs it.
-func (r *Supplychain) GoImage(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:35:2)
+func (r *Supplychain) GoImage(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:36:2)
 	if r.goImage != nil {
 		return *r.goImage, nil
 	}
@@ -12655,7 +12655,7 @@ func (r *Supplychain) GoImage(ctx context.Context) (string, error) { // supplych
 }
 
 // Go module proxy for that build.
-func (r *Supplychain) GoProxy(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:37:2)
+func (r *Supplychain) GoProxy(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:38:2)
 	if r.goProxy != nil {
 		return *r.goProxy, nil
 	}
@@ -12718,7 +12718,7 @@ func (r *Supplychain) UnmarshalJSON(bs []byte) error {
 
 // Identity is `botcore version --json` of the tool: its sha256, the commit it
 // was built from and the Trivy, Syft and cosign versions it links.
-func (r *Supplychain) Identity(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:103:1)
+func (r *Supplychain) Identity(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:104:1)
 	if r.identity != nil {
 		return *r.identity, nil
 	}
@@ -12736,13 +12736,13 @@ type SupplychainSbomOpts struct {
 	// Document name, also the name of the image's package in it (default:
 	// the image's repository, else "image").
 	//
-	Name string // supplychain (../../../modules/supplychain/main.go:122:2)
+	Name string // supplychain (../../../modules/supplychain/main.go:130:2)
 }
 
 // Sbom writes the SPDX 2.3 JSON SBOM (Syft) of one platform's image.
 //
 // The image is one platform's of an OCI image layout.
-func (r *Supplychain) Sbom(layout *Directory, platform string, opts ...SupplychainSbomOpts) *File { // supplychain (../../../modules/supplychain/main.go:114:1)
+func (r *Supplychain) Sbom(layout *Directory, platform string, opts ...SupplychainSbomOpts) *File { // supplychain (../../../modules/supplychain/main.go:122:1)
 	assertNotNil("layout", layout)
 	q := r.query.Select("sbom")
 	for i := len(opts) - 1; i >= 0; i-- {
@@ -12928,7 +12928,7 @@ func (r *Supplychain) Signer(opts ...SupplychainSignerOpts) *SupplychainSigner {
 
 // Tool is a botcore binary the caller built; when set, nothing is
 // compiled in the engine.
-func (r *Supplychain) Tool() *File { // supplychain (../../../modules/supplychain/main.go:40:2)
+func (r *Supplychain) Tool() *File { // supplychain (../../../modules/supplychain/main.go:41:2)
 	q := r.query.Select("tool")
 
 	return &File{
@@ -12937,7 +12937,7 @@ func (r *Supplychain) Tool() *File { // supplychain (../../../modules/supplychai
 }
 
 // Go module the botcore CLI is built from.
-func (r *Supplychain) ToolSource() *Directory { // supplychain (../../../modules/supplychain/main.go:33:2)
+func (r *Supplychain) ToolSource() *Directory { // supplychain (../../../modules/supplychain/main.go:34:2)
 	q := r.query.Select("toolSource")
 
 	return &Directory{
@@ -12952,7 +12952,7 @@ func (r *Supplychain) ToolSource() *Directory { // supplychain (../../../modules
 // Only the Go module's files take part, so changing anything else in the
 // repository reuses the cached binary; the module and build cache volumes
 // make a Go change an incremental build.
-func (r *Supplychain) Tools() *Container { // supplychain (../../../modules/supplychain/main.go:74:1)
+func (r *Supplychain) Tools() *Container { // supplychain (../../../modules/supplychain/main.go:75:1)
 	q := r.query.Select("tools")
 
 	return &Container{
