@@ -226,6 +226,9 @@ func (m *BotCore) newRun(ctx context.Context, req plan.Request) (*run, error) {
 	if err != nil {
 		return nil, withFlag(err)
 	}
+	if err := m.checkSources(ctx, p.Services); err != nil {
+		return nil, err
+	}
 	r := &run{plan: p, req: req, started: time.Now().UTC(), out: dag.Directory(), rel: release.Manifest{Version: p.Version, Revision: p.Revision, Created: p.Created,
 		Tags: p.Tags, Platforms: p.Platforms, Unsigned: p.Unsigned}}
 	for _, s := range p.Services {

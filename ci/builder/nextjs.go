@@ -9,10 +9,15 @@ import (
 // nextjsBuild runs `npm ci` and `next build` once, on the build platform:
 // the standalone output is plain JavaScript, the same for every platform.
 func nextjsBuild(c *dagger.Client, s Spec) *dagger.Directory {
-	lock := s.Source.Filter(dagger.DirectoryFilterOpts{Include: []string{"package.json", "package-lock.json"}})
+	// .npmrc goes with the lockfile: it says which registry npm ci installs from.
+	lock := s.Source.Filter(dagger.DirectoryFilterOpts{Include: []string{"package.json", "package-lock.json", ".npmrc"}})
 	built := c.Container(dagger.ContainerOpts{Platform: s.BuildPlatform}).
 		From(s.Images.NodeBuilder).
 		WithEnvVariable("NEXT_TELEMETRY_DISABLED", "1").
+		// Next's own switch for a standalone build when next.config leaves
+		// output unset (its default configuration reads it): an app needs no
+		// output: "standalone" of its own. An explicit output wins.
+		WithEnvVariable("NEXT_PRIVATE_STANDALONE", "true").
 		WithMountedCache("/root/.npm", c.CacheVolume("bot-core-npm")).
 		WithWorkdir("/src").
 		// Dependencies first: a source change then reuses the npm ci layer.
@@ -20,7 +25,12 @@ func nextjsBuild(c *dagger.Client, s Spec) *dagger.Directory {
 		WithExec([]string{"npm", "ci", "--no-audit", "--no-fund"}).
 		WithDirectory("/src", s.Source, dagger.ContainerWithDirectoryOpts{Exclude: []string{"node_modules", ".next"}}).
 		// public/ is optional in Next.js; the layout below always copies it.
-		WithExec(sh("npm run build && mkdir -p public")).
+		WithExec(sh(`npm run build
+mkdir -p public
+[ -f .next/standalone/server.js ] || {
+  echo "service `+s.Service.Name+`: next build made no standalone server (.next/standalone/server.js): next.config sets output to something else (e.g. 'export'); remove it or set output: 'standalone'" >&2
+  exit 1
+}`)).
 		Directory("/src")
 	// Lay the app out as Next's standalone docs describe: server.js with its
 	// traced node_modules, plus the static assets and public files beside it.

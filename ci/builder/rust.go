@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"dagger/bot-core/internal/dagger"
+
+	"github.com/bot-core/delivery/pipelines/services"
 )
 
 // rustTarget is what cross-compiling for one architecture takes, as Debian
@@ -20,7 +22,8 @@ var rustTargets = map[string]rustTarget{
 
 // rust cross-compiles on the build platform (no QEMU: a Rust build under
 // emulation is an order of magnitude slower) and copies the one binary into
-// a distroless runtime.
+// a distroless runtime: the crate's only one, or the one services.yaml names
+// (binary, package, features).
 func rust(c *dagger.Client, s Spec) (*dagger.Container, error) {
 	t, ok := rustTargets[arch(s.Platform)]
 	if !ok {
@@ -44,15 +47,19 @@ fi`, target, cross, t.linker, t.crossPackages)
 	// would be skipped and the old binary shipped. Touching the service's own
 	// sources makes cargo recompile the crate itself, while dependencies stay
 	// cached.
+	// The executables cargo reports for this very build are the candidates
+	// (target/ is a cache and may hold others from earlier builds).
 	build := fmt.Sprintf(`
 find . -path ./target -prune -o -type f -exec touch {} +
-cargo build --release --locked --target %[1]s
+cargo build --release --locked --target %[1]s %[3]s --message-format=json-render-diagnostics > /tmp/cargo.json
+grep -o '"executable":"[^"]*"' /tmp/cargo.json | sed 's/^"executable":"//; s/"$//' | sort -u > /tmp/executables
+n=$(wc -l < /tmp/executables)
+if [ "$n" -ne 1 ]; then
+  echo "service %[4]s: the build made $n executables ($(xargs -n1 basename < /tmp/executables | paste -sd ' ' -)): name the one to ship with binary: in services.yaml" >&2
+  exit 1
+fi
 mkdir -p /out
-n=0
-for f in target/%[1]s/release/*; do
-  if [ -f "$f" ] && [ -x "$f" ]; then cp "$f" %[2]s; n=$((n+1)); fi
-done
-[ "$n" -eq 1 ] || { echo "expected one executable in target/%[1]s/release, found $n" >&2; exit 1; }`, target, out)
+cp "$(cat /tmp/executables)" %[2]s`, target, out, cargoArgs(s.Service.Cargo), s.Service.Name)
 
 	bin := c.Container(dagger.ContainerOpts{Platform: s.BuildPlatform}).
 		From(s.Images.RustBuilder).
@@ -79,6 +86,22 @@ done
 		WithFile(path, bin, dagger.ContainerWithFileOpts{Permissions: 0o755}).
 		WithLabel("com.bot-core.healthcheck", path+" healthcheck").
 		WithEntrypoint([]string{path}), nil
+}
+
+// cargoArgs are the services.yaml choices as cargo build arguments, each
+// already checked to be a plain cargo name.
+func cargoArgs(c services.Cargo) string {
+	var args []string
+	if c.Package != "" {
+		args = append(args, "--package", c.Package)
+	}
+	if c.Binary != "" {
+		args = append(args, "--bin", c.Binary)
+	}
+	if len(c.Features) > 0 {
+		args = append(args, "--features", strings.Join(c.Features, ","))
+	}
+	return strings.Join(args, " ")
 }
 
 // envName turns a target triple into Cargo's environment-variable form.

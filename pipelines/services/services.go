@@ -36,7 +36,19 @@ type Service struct {
 	Health string `yaml:"health" json:"health"`
 	// Command starts a Python service (default: python3 -m app.main).
 	Command Command `yaml:"command,omitempty" json:"command,omitempty"`
+	Cargo   `yaml:",inline"`
 	Docker  `yaml:",inline"`
+}
+
+// Cargo says what a Rust service's image ships when its crate or workspace
+// has more than one binary, and how to build it.
+type Cargo struct {
+	// Binary is the executable to ship (cargo build --bin).
+	Binary string `yaml:"binary,omitempty" json:"binary,omitempty"`
+	// Package is the workspace member to build (cargo build --package);
+	// the service's path is then the workspace root.
+	Package  string   `yaml:"package,omitempty" json:"package,omitempty"`
+	Features []string `yaml:"features,omitempty" json:"features,omitempty"`
 }
 
 // Command is a program and its arguments, written in services.yaml as a list
@@ -179,6 +191,7 @@ func (s Service) validateBuilder(where string) []error {
 		if s.Command != nil && (len(s.Command) == 0 || s.Command[0] == "") {
 			errs = append(errs, fmt.Errorf("%s: command is empty", where))
 		}
+		errs = append(errs, s.validateCargo(where)...)
 		for field, set := range map[string]bool{"target": s.Target != "", "build-args": len(s.BuildArgs) > 0, "secrets": len(s.Secrets) > 0} {
 			if set {
 				errs = append(errs, fmt.Errorf("%s: %s only applies to a service built from its Dockerfile: add dockerfile: Dockerfile (relative to path)", where, field))
@@ -197,6 +210,7 @@ func (s Service) validateBuilder(where string) []error {
 	if s.Command != nil {
 		errs = append(errs, fmt.Errorf("%s: command applies to python services; a Dockerfile service starts as its Dockerfile's ENTRYPOINT and CMD say", where))
 	}
+	errs = append(errs, s.validateCargo(where)...)
 	if d := path.Clean(s.Dockerfile); path.IsAbs(s.Dockerfile) || d == ".." || strings.HasPrefix(d, "../") || d == "." {
 		errs = append(errs, fmt.Errorf("%s: dockerfile %q must name a file inside the service's path %q (the build context)", where, s.Dockerfile, s.Path))
 	}
@@ -218,6 +232,36 @@ func (s Service) validateBuilder(where string) []error {
 		}
 		seen[id] = true
 	}
+	return errs
+}
+
+var (
+	cargoName    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
+	cargoFeature = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*(/[A-Za-z0-9_][A-Za-z0-9_-]*)?$`)
+)
+
+// validateCargo checks the Rust-only fields: set only on Rust services, and
+// each a name cargo accepts (they become cargo's command-line arguments).
+func (s Service) validateCargo(where string) []error {
+	c := s.Cargo
+	if c.Binary == "" && c.Package == "" && c.Features == nil {
+		return nil
+	}
+	if s.Language != "rust" || s.Dockerfile != "" {
+		return []error{fmt.Errorf("%s: binary, package and features apply to rust services", where)}
+	}
+	var errs []error
+	for field, v := range map[string]string{"binary": c.Binary, "package": c.Package} {
+		if v != "" && !cargoName.MatchString(v) {
+			errs = append(errs, fmt.Errorf("%s: %s %q is not a cargo target or package name", where, field, v))
+		}
+	}
+	for _, f := range c.Features {
+		if !cargoFeature.MatchString(f) {
+			errs = append(errs, fmt.Errorf("%s: features: %q is not a cargo feature (name or dependency/name)", where, f))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errs
 }
 
@@ -291,4 +335,30 @@ func ParsePlatforms(list string) ([]string, error) {
 		return nil, fmt.Errorf("no platform given: use one or more of %s", strings.Join(SupportedPlatforms, ", "))
 	}
 	return out, nil
+}
+
+// Needed is a file a service's builder cannot do without, relative to the
+// service's path, and what to do when it is missing.
+type Needed struct {
+	File, Fix string
+}
+
+// NeededFiles are the files the service's builder needs, checked before
+// anything is built so that a missing one is one clear error.
+func (s Service) NeededFiles() []Needed {
+	switch s.Builder() {
+	case "rust":
+		return []Needed{
+			{"Cargo.toml", "the path must be the crate, or with package: the workspace root"},
+			{"Cargo.lock", "the build is --locked, so that a release builds exactly the dependencies that were tested: run `cargo generate-lockfile` there and commit Cargo.lock"},
+		}
+	case "nextjs":
+		return []Needed{
+			{"package.json", "the path must be the Next.js app"},
+			{"package-lock.json", "the build runs `npm ci`, which installs exactly the lockfile: run `npm install` there and commit package-lock.json"},
+		}
+	case DockerfileBuilder:
+		return []Needed{{s.Dockerfile, "dockerfile: is relative to the service's path"}}
+	}
+	return nil
 }

@@ -50,6 +50,11 @@ services:
 		{"services:\n  - {name: a, language: python, command: [], path: a, port: 1, health: /h}", "command is empty"},
 		{"services:\n  - {name: a, language: python, command: 'sh -c \"x y\"', path: a, port: 1, health: /h}", "write the command as a list"},
 		{"services:\n  - {name: a, language: python, command: {a: b}, path: a, port: 1, health: /h}", "command must be a line or a list"},
+		{"services:\n  - {name: a, language: python, binary: x, path: a, port: 1, health: /h}", "binary, package and features apply to rust services"},
+		{"services:\n  - {name: a, dockerfile: Dockerfile, features: [x], path: a, port: 1, health: /h}", "binary, package and features apply to rust services"},
+		{"services:\n  - {name: a, language: rust, binary: 'a b', path: a, port: 1, health: /h}", `binary "a b" is not a cargo target`},
+		{"services:\n  - {name: a, language: rust, package: '--all', path: a, port: 1, health: /h}", `package "--all" is not a cargo`},
+		{"services:\n  - {name: a, language: rust, features: ['tls;rm'], path: a, port: 1, health: /h}", `features: "tls;rm" is not a cargo feature`},
 	} {
 		_, err := ParseManifest([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -88,6 +93,19 @@ services:
 	}
 	if Default().Services[0].Builder() != "rust" {
 		t.Fatal("a native service's builder is its language")
+	}
+}
+
+func TestRustWorkspaceFields(t *testing.T) {
+	m, err := ParseManifest([]byte(`
+services:
+  - {name: api, language: rust, path: ., package: api-server, binary: api, features: [tls, serde/derive], port: 8080, health: /health}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Services[0].Cargo; c.Package != "api-server" || c.Binary != "api" || strings.Join(c.Features, ",") != "tls,serde/derive" {
+		t.Fatalf("parsed %+v", c)
 	}
 }
 
@@ -143,6 +161,29 @@ func TestParsePlatforms(t *testing.T) {
 	} {
 		if _, err := ParsePlatforms(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParsePlatforms(%q) error %v, want %q", in, err, want)
+		}
+	}
+}
+
+func TestNeededFiles(t *testing.T) {
+	for _, c := range []struct {
+		s    Service
+		want string
+	}{
+		{Service{Language: "rust"}, "Cargo.toml,Cargo.lock"},
+		{Service{Language: "nextjs"}, "package.json,package-lock.json"},
+		{Service{Language: "python"}, ""},
+		{Service{Docker: Docker{Dockerfile: "build/Dockerfile"}}, "build/Dockerfile"},
+	} {
+		var got []string
+		for _, n := range c.s.NeededFiles() {
+			got = append(got, n.File)
+			if n.Fix == "" {
+				t.Errorf("%s: no advice for a missing %s", c.s.Builder(), n.File)
+			}
+		}
+		if strings.Join(got, ",") != c.want {
+			t.Errorf("%s needs %v, want %s", c.s.Builder(), got, c.want)
 		}
 	}
 }

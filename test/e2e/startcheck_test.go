@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -53,10 +52,10 @@ func TestStartCheckStopsABrokenImage(t *testing.T) {
 
 	t.Run("the release record says which images did not start", func(t *testing.T) {
 		out := t.TempDir()
-		daggerCall(t, append(call, "--record-failure", "export", "--path", out)...)
+		daggerCall(t, append(call, "--platforms", "linux/amd64", "--record-failure", "export", "--path", out)...)
 		rel := readRelease(t, out)
-		if rel.State != release.StateBuilt || rel.StartCheck == nil || len(rel.StartCheck.Failed) != 2 || rel.StartCheck.TimeoutSeconds != 60 {
-			t.Fatalf("release.json state %q, startCheck %+v: want built, both platforms failed", rel.State, rel.StartCheck)
+		if rel.State != release.StateBuilt || rel.StartCheck == nil || len(rel.StartCheck.Failed) != 1 || rel.StartCheck.TimeoutSeconds != 60 {
+			t.Fatalf("release.json state %q, startCheck %+v: want built, the image failed", rel.State, rel.StartCheck)
 		}
 		if err := rel.Check(); err == nil {
 			t.Error("the record of a release stopped by the start-up check passes check-release")
@@ -65,7 +64,7 @@ func TestStartCheckStopsABrokenImage(t *testing.T) {
 
 	t.Run("--skip-start-check lets it through and says so", func(t *testing.T) {
 		out := t.TempDir()
-		daggerCall(t, append(call, "--skip-start-check", "--build-only", "export", "--path", out)...)
+		daggerCall(t, append(call, "--platforms", "linux/amd64", "--skip-start-check", "--build-only", "export", "--path", out)...)
 		rel := readRelease(t, out)
 		if rel.StartCheck == nil || !rel.StartCheck.Skipped || len(rel.StartCheck.Results) != 0 {
 			t.Fatalf("release.json startCheck %+v, want skipped", rel.StartCheck)
@@ -74,54 +73,6 @@ func TestStartCheckStopsABrokenImage(t *testing.T) {
 			t.Errorf("summary.md does not say the start-up check was skipped:\n%s", b)
 		}
 	})
-}
-
-// A Python service shaped unlike the example (no app package: the files to
-// serve and a command) starts as services.yaml says. The server is CPython's
-// own http.server; without the command the image cannot start, as in the
-// issue this answers, and the gate says so.
-func TestPythonCommand(t *testing.T) {
-	src := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(src, "site"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(src, "site", "index.html"), []byte("<p>served by python</p>\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	manifest := func(command string) {
-		yaml := "services:\n  - name: site\n    language: python\n    path: site\n    port: 8000\n    health: /index.html\n" + command
-		if err := os.WriteFile(filepath.Join(src, "services.yaml"), []byte(yaml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	call := []string{"--source", src, "--tool", hostTool(t).path, "build-all", "--trivy-db", offlineDB(t), "--version", "v0.1.0", "--build-only"}
-
-	manifest("    command: python3 -m http.server 8000 --bind 0.0.0.0\n")
-	out := t.TempDir()
-	daggerCall(t, append(call, "export", "--path", out)...)
-	rel := readRelease(t, out)
-	for _, p := range []string{"linux/amd64", "linux/arm64"} {
-		if got := rel.StartCheck.Results["site "+p]; !strings.Contains(got, "GET /index.html on port 8000 answered 200") {
-			t.Errorf("%s: start-up check said %q", p, got)
-		}
-	}
-	img := layoutImage(t, filepath.Join(out, rel.Services[0].Layout), "linux/arm64")
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(cf.Config.Entrypoint, " "); got != "python3 -m http.server 8000 --bind 0.0.0.0" {
-		t.Errorf("entrypoint %q, want the declared command", got)
-	}
-	if !slices.ContainsFunc(cf.Config.Env, func(e string) bool { return strings.HasPrefix(e, "PATH=/opt/venv/bin:") }) {
-		t.Errorf("environment %q: the virtual environment is not first on PATH", cf.Config.Env)
-	}
-
-	manifest("")
-	stderr, err := daggerCallErr(t, repoRoot(t), append(call, "export", "--path", t.TempDir())...)
-	if err == nil || !strings.Contains(stderr, "site linux/amd64: it exited (status 1)") || !strings.Contains(stderr, "No module named 'app'") || !strings.Contains(stderr, "has no command: in services.yaml") {
-		t.Errorf("without its command the service was not stopped by the start-up check (%v):\n%s", err, tail(stderr, 30))
-	}
 }
 
 // layoutImage is one platform's image of an exported OCI image layout.
