@@ -28,7 +28,7 @@ func nextjsBuild(c *dagger.Client, s Spec) *dagger.Directory {
 		WithExec(sh(`npm run build
 mkdir -p public
 [ -f .next/standalone/server.js ] || {
-  echo "service `+s.Service.Name+`: next build made no standalone server (.next/standalone/server.js): next.config sets output to something else (e.g. 'export'); remove it or set output: 'standalone'" >&2
+  echo "service ` + s.Service.Name + `: next build made no standalone server (.next/standalone/server.js): next.config sets output to something else (e.g. 'export'); remove it or set output: 'standalone'" >&2
   exit 1
 }`)).
 		Directory("/src")
