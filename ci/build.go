@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -12,6 +13,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"dagger/bot-core/builder"
+
+	"github.com/bot-core/delivery/pipelines/pkgindex"
 	"github.com/bot-core/delivery/pipelines/release"
 	"github.com/bot-core/delivery/pipelines/services"
 )
@@ -22,6 +26,7 @@ type buildStage struct {
 	m *BotCore
 	// secrets are the build secrets by id (see matchBuildSecrets).
 	secrets map[string]*dagger.Secret
+	indexes builder.Indexes
 }
 
 func (buildStage) String() string { return "build" }
@@ -31,7 +36,7 @@ func (s buildStage) Run(ctx context.Context, r *run) error {
 	for _, a := range r.arts {
 		for j, p := range r.plan.Platforms {
 			eg.Go(func() error {
-				c, err := s.m.build(gctx, a.service, dagger.Platform(p), r.plan.Epoch, r.plan.Labels, s.secrets)
+				c, err := s.m.build(gctx, a.service, dagger.Platform(p), r.plan.Epoch, r.plan.Labels, s.secrets, s.indexes)
 				if err != nil {
 					return err
 				}
@@ -142,4 +147,25 @@ func orNone(names []string) string {
 		return "none"
 	}
 	return strings.Join(names, ", ")
+}
+
+// packageIndexes checks the package index flags before anything is built.
+func packageIndexes(f indexFlags) (builder.Indexes, error) {
+	pip := builder.PipIndex{Pip: pkgindex.Pip{IndexURL: f.pipIndexURL, ExtraIndexURLs: f.pipExtraIndexURLs, FindLinks: f.pipFindLinks,
+		WithCredentials: f.pipCredentials != nil}, Credentials: f.pipCredentials}
+	npm := builder.NpmRegistry{Npm: pkgindex.Npm{Registry: f.npmRegistry, WithToken: f.npmToken != nil}, Token: f.npmToken}
+	if err := errors.Join(pip.Check(), npm.Check()); err != nil {
+		return builder.Indexes{}, err
+	}
+	return builder.Indexes{Pip: pip, Npm: npm}, nil
+}
+
+// indexFlags are build-all's (and build's) package index flags.
+type indexFlags struct {
+	pipIndexURL       string
+	pipExtraIndexURLs []string
+	pipFindLinks      []string
+	pipCredentials    *dagger.Secret
+	npmRegistry       string
+	npmToken          *dagger.Secret
 }

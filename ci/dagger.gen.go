@@ -286,7 +286,49 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg buildSecrets", err))
 				}
 			}
-			return (*BotCore).Build(&parent, ctx, service, platform, version, sourceDateEpoch, buildSecrets)
+			var pipIndexUrl string
+			if inputArgs["pipIndexUrl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipIndexUrl"]), &pipIndexUrl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipIndexUrl", err))
+				}
+			}
+			var pipExtraIndexUrl []string
+			if inputArgs["pipExtraIndexUrl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipExtraIndexUrl"]), &pipExtraIndexUrl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipExtraIndexUrl", err))
+				}
+			}
+			var pipFindLinks []string
+			if inputArgs["pipFindLinks"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipFindLinks"]), &pipFindLinks)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipFindLinks", err))
+				}
+			}
+			var pipCredentials *dagger.Secret
+			if inputArgs["pipCredentials"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipCredentials"]), &pipCredentials)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipCredentials", err))
+				}
+			}
+			var npmRegistry string
+			if inputArgs["npmRegistry"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["npmRegistry"]), &npmRegistry)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg npmRegistry", err))
+				}
+			}
+			var npmToken *dagger.Secret
+			if inputArgs["npmToken"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["npmToken"]), &npmToken)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg npmToken", err))
+				}
+			}
+			return (*BotCore).Build(&parent, ctx, service, platform, version, sourceDateEpoch, buildSecrets, pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken)
 		case "BuildAll":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)
@@ -517,7 +559,49 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg startTimeout", err))
 				}
 			}
-			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, forceRetag, recordFailure, hostServices, buildSecrets, skipStartCheck, startTimeout)
+			var pipIndexUrl string
+			if inputArgs["pipIndexUrl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipIndexUrl"]), &pipIndexUrl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipIndexUrl", err))
+				}
+			}
+			var pipExtraIndexUrl []string
+			if inputArgs["pipExtraIndexUrl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipExtraIndexUrl"]), &pipExtraIndexUrl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipExtraIndexUrl", err))
+				}
+			}
+			var pipFindLinks []string
+			if inputArgs["pipFindLinks"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipFindLinks"]), &pipFindLinks)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipFindLinks", err))
+				}
+			}
+			var pipCredentials *dagger.Secret
+			if inputArgs["pipCredentials"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipCredentials"]), &pipCredentials)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipCredentials", err))
+				}
+			}
+			var npmRegistry string
+			if inputArgs["npmRegistry"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["npmRegistry"]), &npmRegistry)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg npmRegistry", err))
+				}
+			}
+			var npmToken *dagger.Secret
+			if inputArgs["npmToken"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["npmToken"]), &npmToken)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg npmToken", err))
+				}
+			}
+			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, forceRetag, recordFailure, hostServices, buildSecrets, skipStartCheck, startTimeout, pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken)
 		case "CheckRelease":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)

@@ -164,6 +164,24 @@ func (m *BotCore) Build(
 	// Build secrets the service's Dockerfile mounts, as for build-all.
 	// +optional
 	buildSecrets []*dagger.Secret,
+	// pip's index, as for build-all.
+	// +optional
+	pipIndexUrl string,
+	// pip's extra indexes, as for build-all.
+	// +optional
+	pipExtraIndexUrl []string,
+	// pip's find-links pages, as for build-all.
+	// +optional
+	pipFindLinks []string,
+	// user:password for the pip indexes' hosts, as for build-all.
+	// +optional
+	pipCredentials *dagger.Secret,
+	// The npm registry, as for build-all.
+	// +optional
+	npmRegistry string,
+	// The npm registry's token, as for build-all.
+	// +optional
+	npmToken *dagger.Secret,
 ) (*dagger.Container, error) {
 	man, err := m.manifest(ctx)
 	if err != nil {
@@ -184,10 +202,14 @@ func (m *BotCore) Build(
 	if err != nil {
 		return nil, err
 	}
-	return m.build(ctx, svcs[0], platform, sourceDateEpoch, lbl, secrets)
+	idx, err := packageIndexes(indexFlags{pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken})
+	if err != nil {
+		return nil, err
+	}
+	return m.build(ctx, svcs[0], platform, sourceDateEpoch, lbl, secrets, idx)
 }
 
-func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platform, epoch int, labels map[string]string, secrets map[string]*dagger.Secret) (*dagger.Container, error) {
+func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platform, epoch int, labels map[string]string, secrets map[string]*dagger.Secret, idx builder.Indexes) (*dagger.Container, error) {
 	buildPlatform, err := dag.DefaultPlatform(ctx)
 	if err != nil {
 		return nil, err
@@ -201,6 +223,7 @@ func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platfo
 		Epoch:         epoch,
 		Labels:        labels,
 		Secrets:       secretsOf(s, secrets),
+		Indexes:       idx,
 	})
 }
 

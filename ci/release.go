@@ -140,6 +140,35 @@ func (m *BotCore) BuildAll(
 	// check (arm64 images run under emulation on an amd64 engine).
 	// +default=180
 	startTimeout int,
+	// pip's index for Python services instead of PyPI (pip --index-url), e.g.
+	// a company mirror: https://nexus.example.com/repository/pypi/simple.
+	// A plain http:// index is trusted as given. Recorded as given: no
+	// credentials in the URL, see --pip-credentials.
+	// +optional
+	pipIndexUrl string,
+	// More indexes pip also looks in (pip --extra-index-url).
+	// +optional
+	pipExtraIndexUrl []string,
+	// Pages of links to wheels and sources (pip --find-links).
+	// +optional
+	pipFindLinks []string,
+	// user:password for the hosts of the pip indexes above (for a token:
+	// the user the index expects, e.g. __token__:TOKEN), e.g.
+	// env://PIP_CREDENTIALS. Reaches pip as a netrc file on a scratch
+	// mount: never in a URL, a log, a layer or release.json.
+	// +optional
+	pipCredentials *dagger.Secret,
+	// The npm registry Next.js services install from instead of
+	// registry.npmjs.org (npm's registry, over the project's .npmrc), e.g.
+	// https://nexus.example.com/repository/npm/. Recorded as given: no
+	// credentials in the URL, see --npm-token.
+	// +optional
+	npmRegistry string,
+	// The token for --npm-registry (or for registry.npmjs.org without it),
+	// e.g. env://NPM_TOKEN: reaches npm ci as a user .npmrc on a scratch
+	// mount, never a log, a layer or release.json.
+	// +optional
+	npmToken *dagger.Secret,
 ) (*dagger.Directory, error) {
 	sign := signer{key: cosignKey, keyPassword: cosignPassword, idToken: oidcToken, requestURL: oidcRequestUrl, requestToken: oidcRequestToken,
 		fulcioURL: fulcioUrl, rekorURL: rekorUrl, noTlog: noTlog, noSCT: insecureIgnoreSct, hostServices: hostServices}
@@ -159,6 +188,11 @@ func (m *BotCore) BuildAll(
 	if err != nil {
 		return nil, err
 	}
+	indexes, err := packageIndexes(indexFlags{pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken})
+	if err != nil {
+		return nil, err
+	}
+	r.pipIndexes, r.npmRegistry = indexes.Pip.URLs(), indexes.Npm.Registry
 	if r.tool, err = m.toolIdentity(ctx); err != nil {
 		return nil, err
 	}
@@ -171,7 +205,7 @@ func (m *BotCore) BuildAll(
 		out = registryStage{m: m, username: registryUsername, password: registryPassword, tunnel: registryService, sign: sign, forceRetag: forceRetag}
 	}
 	start := startStage{m: m, timeout: startTimeout, skip: skipStartCheck}
-	return r.execute(ctx, buildStage{m: m, secrets: secrets}, start, gate, out)
+	return r.execute(ctx, buildStage{m: m, secrets: secrets, indexes: indexes}, start, gate, out)
 }
 
 // A stage is one step of a release (build, scan, publish, ...): it reads and
@@ -196,6 +230,10 @@ type run struct {
 	// provenance records both.
 	req     plan.Request
 	started time.Time
+	// pipIndexes are the pip indexes the build installs from, for the
+	// provenance (none: PyPI).
+	pipIndexes  []string
+	npmRegistry string
 	// tool waits for the botcore tool's identity (see toolIdentity).
 	tool func() (*release.Tool, error)
 }

@@ -30,6 +30,15 @@ type Spec struct {
 	// Secrets are the build secrets the service's Dockerfile mounts, each
 	// named by its id.
 	Secrets []*dagger.Secret
+	// Indexes are the package indexes to install from instead of the
+	// public ones.
+	Indexes Indexes
+}
+
+// Indexes are the package indexes a build uses (see package pkgindex).
+type Indexes struct {
+	Pip PipIndex
+	Npm NpmRegistry
 }
 
 // Build returns the runtime container of one service for one platform.

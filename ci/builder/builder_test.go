@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"dagger/bot-core/internal/dagger"
@@ -22,7 +23,7 @@ func TestArchOfPlatforms(t *testing.T) {
 func TestEverySupportedPlatformHasARustTarget(t *testing.T) {
 	for _, p := range services.SupportedPlatforms {
 		tgt, ok := rustTargets[arch(dagger.Platform(p))]
-		if !ok || tgt.triple == "" || tgt.linker == "" || tgt.crossPackages == "" {
+		if !ok || tgt.triple == "" || tgt.linker == "" || tgt.crossPackages == "" || !strings.HasPrefix(tgt.triple, strings.Split(tgt.multiarch, "-")[0]) {
 			t.Errorf("%s: rust target %+v", p, tgt)
 		}
 	}
@@ -48,5 +49,16 @@ func TestBasesFollowTheBuilders(t *testing.T) {
 	}
 	if _, err := Bases(context.Background(), spec("cobol")); err == nil {
 		t.Error("an unknown language has bases")
+	}
+}
+
+// A crate's C libraries are installed for the image's architecture, with
+// the architecture added to dpkg where the builder lacks it.
+func TestSystemPackagesForTheTarget(t *testing.T) {
+	script := systemPackages("arm64", []string{"libssl-dev", "zlib1g-dev"})
+	for _, want := range []string{"dpkg --add-architecture arm64", "pkg-config libssl-dev:arm64 zlib1g-dev:arm64"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("the install step does not say %q:\n%s", want, script)
+		}
 	}
 }

@@ -1,9 +1,15 @@
 package builder
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
+	"strings"
+
 	"dagger/bot-core/internal/dagger"
+
+	"github.com/bot-core/delivery/pipelines/pkgindex"
 )
 
 // nextjsBuild runs `npm ci` and `next build` once, on the build platform:
@@ -11,18 +17,17 @@ import (
 func nextjsBuild(c *dagger.Client, s Spec) *dagger.Directory {
 	// .npmrc goes with the lockfile: it says which registry npm ci installs from.
 	lock := s.Source.Filter(dagger.DirectoryFilterOpts{Include: []string{"package.json", "package-lock.json", ".npmrc"}})
-	built := c.Container(dagger.ContainerOpts{Platform: s.BuildPlatform}).
+	installed := npmCI(c.Container(dagger.ContainerOpts{Platform: s.BuildPlatform}).
 		From(s.Images.NodeBuilder).
 		WithEnvVariable("NEXT_TELEMETRY_DISABLED", "1").
 		// Next's own switch for a standalone build when next.config leaves
 		// output unset (its default configuration reads it): an app needs no
 		// output: "standalone" of its own. An explicit output wins.
 		WithEnvVariable("NEXT_PRIVATE_STANDALONE", "true").
-		WithMountedCache("/root/.npm", c.CacheVolume("bot-core-npm")).
 		WithWorkdir("/src").
 		// Dependencies first: a source change then reuses the npm ci layer.
-		WithDirectory("/src", lock).
-		WithExec([]string{"npm", "ci", "--no-audit", "--no-fund"}).
+		WithDirectory("/src", lock), c, s.Indexes.Npm)
+	built := installed.
 		WithDirectory("/src", s.Source, dagger.ContainerWithDirectoryOpts{Exclude: []string{"node_modules", ".next"}}).
 		// public/ is optional in Next.js; the layout below always copies it.
 		WithExec(sh(`npm run build
@@ -51,4 +56,44 @@ func nextjs(c *dagger.Client, s Spec) (*dagger.Container, error) {
 		WithEnvVariable("HOSTNAME", "0.0.0.0").
 		WithLabel("com.bot-core.healthcheck", fmt.Sprintf(`node -e "fetch('http://127.0.0.1:'+process.env.PORT+'%s').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"`, s.Service.Health)).
 		WithEntrypoint([]string{"node", "server.js"}), nil
+}
+
+// NpmRegistry is the registry npm installs from, and its token (nil
+// without).
+type NpmRegistry struct {
+	pkgindex.Npm
+	Token *dagger.Secret
+}
+
+// npmCI runs npm ci against the given registry. The token reaches npm as a
+// user .npmrc written from the secret on a scratch mount, for this step
+// only. Each registry has its own npm cache: a build against a private
+// registry fetches from it as a fresh runner would, instead of being served
+// whatever another registry's build left.
+func npmCI(ctr *dagger.Container, c *dagger.Client, reg NpmRegistry) *dagger.Container {
+	volume := "bot-core-npm"
+	if reg.Registry != "" {
+		sum := sha256.Sum256([]byte(reg.Registry))
+		volume += "-" + hex.EncodeToString(sum[:6])
+	}
+	ctr = ctr.WithMountedCache("/root/.npm", c.CacheVolume(volume))
+	env := reg.Env()
+	for _, k := range sortedKeys(env) {
+		ctr = ctr.WithEnvVariable(k, env[k])
+	}
+	ci := []string{"npm", "ci", "--no-audit", "--no-fund"}
+	if reg.Token == nil {
+		return ctr.WithExec(ci)
+	}
+	key, _ := reg.AuthKey() // checked with the flags
+	return ctr.
+		WithMountedSecret("/run/secrets/botcore-npm-token", reg.Token).
+		WithMountedTemp("/run/botcore-npm").
+		WithEnvVariable("npm_config_userconfig", "/run/botcore-npm/npmrc").
+		WithEnvVariable("BOTCORE_NPM_AUTH_KEY", key).
+		WithExec(sh(`printf '%s:_authToken=%s\n' "$BOTCORE_NPM_AUTH_KEY" "$(cat /run/secrets/botcore-npm-token)" >"$npm_config_userconfig"
+exec ` + strings.Join(ci, " "))).
+		WithoutEnvVariable("npm_config_userconfig").
+		WithoutMount("/run/botcore-npm").
+		WithoutMount("/run/secrets/botcore-npm-token")
 }

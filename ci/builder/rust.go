@@ -10,14 +10,14 @@ import (
 )
 
 // rustTarget is what cross-compiling for one architecture takes, as Debian
-// names the linker and its packages.
+// names the linker and its packages, and its multiarch library directory.
 type rustTarget struct {
-	triple, linker, crossPackages string
+	triple, linker, crossPackages, multiarch string
 }
 
 var rustTargets = map[string]rustTarget{
-	"amd64": {"x86_64-unknown-linux-gnu", "x86_64-linux-gnu-gcc", "gcc-x86-64-linux-gnu libc6-dev-amd64-cross"},
-	"arm64": {"aarch64-unknown-linux-gnu", "aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"},
+	"amd64": {"x86_64-unknown-linux-gnu", "x86_64-linux-gnu-gcc", "gcc-x86-64-linux-gnu libc6-dev-amd64-cross", "x86_64-linux-gnu"},
+	"arm64": {"aarch64-unknown-linux-gnu", "aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross", "aarch64-linux-gnu"},
 }
 
 // rust cross-compiles on the build platform (no QEMU: a Rust build under
@@ -40,6 +40,9 @@ if command -v rustup >/dev/null; then rustup target list --installed | grep -qx 
 if [ %[2]t = true ] && ! command -v %[3]s >/dev/null; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends %[4]s
 fi`, target, cross, t.linker, t.crossPackages)
+	if pkgs := s.Service.SystemPackages; len(pkgs) > 0 {
+		prepare += systemPackages(arch(s.Platform), pkgs)
+	}
 
 	out := "/out/" + s.Service.Name
 	// Cargo decides freshness by mtime, and target/ is a cache shared across
@@ -60,8 +63,11 @@ if [ "$n" -ne 1 ]; then
 fi
 mkdir -p /out
 cp "$(cat /tmp/executables)" %[2]s`, target, out, cargoArgs(s.Service.Cargo), s.Service.Name)
+	if len(s.Service.SystemPackages) > 0 {
+		build += fmt.Sprintf(runtimeLibraries, out, t.multiarch, s.Service.Name)
+	}
 
-	bin := c.Container(dagger.ContainerOpts{Platform: s.BuildPlatform}).
+	builder := c.Container(dagger.ContainerOpts{Platform: s.BuildPlatform}).
 		From(s.Images.RustBuilder).
 		// CARGO_HOME holds the registry and git caches; keep them in volumes
 		// shared by every Rust service.
@@ -70,20 +76,30 @@ cp "$(cat /tmp/executables)" %[2]s`, target, out, cargoArgs(s.Service.Cargo), s.
 		WithMountedCache("/cargo/registry", c.CacheVolume("bot-core-cargo-registry")).
 		WithMountedCache("/cargo/git", c.CacheVolume("bot-core-cargo-git")).
 		WithExec(sh(prepare)).
-		WithEnvVariable("CARGO_TARGET_"+envName(target)+"_LINKER", t.linker).
+		WithEnvVariable("CARGO_TARGET_"+envName(target)+"_LINKER", t.linker)
+	if len(s.Service.SystemPackages) > 0 && cross {
+		// pkg-config finds the target's libraries (libssl-dev:arm64's .pc
+		// files), for the target's build only, not build scripts' own.
+		builder = builder.
+			WithEnvVariable("PKG_CONFIG_ALLOW_CROSS", "1").
+			WithEnvVariable("PKG_CONFIG_LIBDIR_"+strings.ReplaceAll(target, "-", "_"), "/usr/lib/"+t.multiarch+"/pkgconfig:/usr/share/pkgconfig")
+	}
+	outDir := builder.
 		WithDirectory("/src", s.Source, dagger.ContainerWithDirectoryOpts{Exclude: []string{"target"}}).
 		WithWorkdir("/src").
 		// One target cache per service; targets live in their own subdirs.
 		WithMountedCache("/src/target", c.CacheVolume("bot-core-cargo-target-"+s.Service.Name)).
 		WithExec(sh(build)).
 		Directory("/out").
-		WithTimestamps(s.Epoch).
-		File(s.Service.Name)
+		WithTimestamps(s.Epoch)
 
 	path := "/usr/local/bin/" + s.Service.Name
-	return c.Container(dagger.ContainerOpts{Platform: s.Platform}).
-		From(s.Images.RustRuntime).
-		WithFile(path, bin, dagger.ContainerWithFileOpts{Permissions: 0o755}).
+	runtime := c.Container(dagger.ContainerOpts{Platform: s.Platform}).From(s.Images.RustRuntime)
+	if len(s.Service.SystemPackages) > 0 {
+		runtime = runtime.WithDirectory("/", outDir.Directory("rootfs"))
+	}
+	return runtime.
+		WithFile(path, outDir.File(s.Service.Name), dagger.ContainerWithFileOpts{Permissions: 0o755}).
 		WithLabel("com.bot-core.healthcheck", path+" healthcheck").
 		WithEntrypoint([]string{path}), nil
 }
@@ -108,3 +124,48 @@ func cargoArgs(c services.Cargo) string {
 func envName(target string) string {
 	return strings.ToUpper(strings.ReplaceAll(target, "-", "_"))
 }
+
+// systemPackages installs the Debian packages of the C libraries a crate
+// links for the target architecture (multiarch: libssl-dev:arm64 beside the
+// build platform's own), with pkg-config to find them.
+func systemPackages(debArch string, pkgs []string) string {
+	var names []string
+	for _, p := range pkgs {
+		names = append(names, p+":"+debArch)
+	}
+	return fmt.Sprintf(`
+if [ "$(dpkg --print-architecture)" != %[1]s ] && ! dpkg --print-foreign-architectures | grep -qx %[1]s; then
+  dpkg --add-architecture %[1]s
+fi
+apt-get update -qq && apt-get install -y -qq --no-install-recommends pkg-config %[2]s`, debArch, strings.Join(names, " "))
+}
+
+// runtimeLibraries gathers, into /out/rootfs, the shared libraries the
+// binary needs (and theirs) that the distroless runtime lacks: every
+// library but glibc's and libgcc's, as the target's packages installed them,
+// with each package's dpkg record in /var/lib/dpkg/status.d (distroless's
+// layout), so that the scan and the SBOM see libssl3 as a package.
+// Arguments: binary, multiarch directory, service.
+const runtimeLibraries = `
+lib=/usr/lib/%[2]s
+mkdir -p /out/rootfs$lib /out/rootfs/var/lib/dpkg/status.d
+queue=%[1]s seen= pkgs=
+while [ -n "$queue" ]; do
+  set -- $queue; file=$1; shift; queue="$*"
+  for so in $(readelf -d "$file" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+    case " $seen " in *" $so "*) continue ;; esac
+    seen="$seen $so"
+    owner=$(dpkg -S "*/%[2]s/$so" 2>/dev/null | head -n1 | sed 's/: .*//') || true
+    case ${owner%%%%:*} in
+      libc6|libgcc-s1) continue ;;
+      "") echo "service %[3]s: the binary needs $so, which no installed package of the target has: add its -dev package to system-packages" >&2; exit 1 ;;
+    esac
+    cp -L "$lib/$so" "/out/rootfs$lib/$so"
+    queue="$queue /out/rootfs$lib/$so"
+    case " $pkgs " in *" $owner "*) ;; *) pkgs="$pkgs $owner" ;; esac
+  done
+done
+for p in $pkgs; do
+  dpkg-query -s "$p" >"/out/rootfs/var/lib/dpkg/status.d/${p%%%%:*}"
+done
+echo "runtime libraries: ${seen:- none} (packages:${pkgs:- none})"`

@@ -51,6 +51,12 @@ type Build struct {
 	SourceDateEpoch int64
 	Severities      []string
 	IgnoreUnfixed   bool
+	// PipIndexes are the pip indexes and find-links pages the Python
+	// services installed from, as given (pipIndexes; left out for PyPI).
+	PipIndexes []string
+	// NpmRegistry is the npm registry the Next.js services installed from
+	// (npmRegistry; left out for registry.npmjs.org).
+	NpmRegistry string
 	// BaseImages are the images the builders started from, digest-qualified.
 	BaseImages []BaseImage
 	// Tool is the botcore binary that scanned, SBOM'd and attested; nil
@@ -84,7 +90,7 @@ func (b BaseImage) digest() (string, error) {
 
 // Predicate is the SLSA v1 provenance of b.
 func Predicate(b Build) (*slsa.Provenance, error) {
-	params, err := structpb.NewStruct(map[string]any{
+	fields := map[string]any{
 		"version":         b.Version,
 		"services":        list(b.Services),
 		"platforms":       list(b.Platforms),
@@ -95,7 +101,14 @@ func Predicate(b Build) (*slsa.Provenance, error) {
 		"sourceDateEpoch": b.SourceDateEpoch,
 		"severity":        list(b.Severities),
 		"ignoreUnfixed":   b.IgnoreUnfixed,
-	})
+	}
+	if len(b.PipIndexes) > 0 {
+		fields["pipIndexes"] = list(b.PipIndexes)
+	}
+	if b.NpmRegistry != "" {
+		fields["npmRegistry"] = b.NpmRegistry
+	}
+	params, err := structpb.NewStruct(fields)
 	if err != nil {
 		return nil, err
 	}

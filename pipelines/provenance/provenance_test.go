@@ -233,3 +233,31 @@ func TestToolDependency(t *testing.T) {
 		t.Errorf("a tool without sha256: %v", err)
 	}
 }
+
+// The package indexes a build installed from are a parameter of the build
+// only when they are not the public ones.
+func TestPackageIndexParameters(t *testing.T) {
+	b := sample()
+	b.PipIndexes = []string{"https://nexus.example.com/repository/pypi/simple", "https://wheels.internal/"}
+	b.NpmRegistry = "https://nexus.example.com/repository/npm/"
+	p, err := Predicate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(p.GetBuildDefinition().GetExternalParameters().GetFields()["pipIndexes"])
+	if string(got) != `["https://nexus.example.com/repository/pypi/simple","https://wheels.internal/"]` {
+		t.Errorf("pipIndexes = %s", got)
+	}
+	if got := p.GetBuildDefinition().GetExternalParameters().GetFields()["npmRegistry"].GetStringValue(); got != b.NpmRegistry {
+		t.Errorf("npmRegistry = %q", got)
+	}
+	p, err = Predicate(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"pipIndexes", "npmRegistry"} {
+		if _, ok := p.GetBuildDefinition().GetExternalParameters().GetFields()[k]; ok {
+			t.Errorf("%s recorded for a build that used the public index", k)
+		}
+	}
+}

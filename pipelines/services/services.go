@@ -49,6 +49,10 @@ type Cargo struct {
 	// the service's path is then the workspace root.
 	Package  string   `yaml:"package,omitempty" json:"package,omitempty"`
 	Features []string `yaml:"features,omitempty" json:"features,omitempty"`
+	// SystemPackages are the Debian packages of the C libraries the crate
+	// links (libssl-dev), installed for the target architecture; the
+	// shared libraries the binary then needs go into the runtime with it.
+	SystemPackages []string `yaml:"system-packages,omitempty" json:"systemPackages,omitempty"`
 }
 
 // Command is a program and its arguments, written in services.yaml as a list
@@ -236,19 +240,22 @@ func (s Service) validateBuilder(where string) []error {
 }
 
 var (
-	cargoName    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
-	cargoFeature = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*(/[A-Za-z0-9_][A-Za-z0-9_-]*)?$`)
+	cargoName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
+	// debianPackage is Debian policy's package name (5.6.1), which also
+	// keeps it a single shell word.
+	debianPackage = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	cargoFeature  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*(/[A-Za-z0-9_][A-Za-z0-9_-]*)?$`)
 )
 
 // validateCargo checks the Rust-only fields: set only on Rust services, and
 // each a name cargo accepts (they become cargo's command-line arguments).
 func (s Service) validateCargo(where string) []error {
 	c := s.Cargo
-	if c.Binary == "" && c.Package == "" && c.Features == nil {
+	if c.Binary == "" && c.Package == "" && c.Features == nil && c.SystemPackages == nil {
 		return nil
 	}
 	if s.Language != "rust" || s.Dockerfile != "" {
-		return []error{fmt.Errorf("%s: binary, package and features apply to rust services", where)}
+		return []error{fmt.Errorf("%s: binary, package, features and system-packages apply to rust services", where)}
 	}
 	var errs []error
 	for field, v := range map[string]string{"binary": c.Binary, "package": c.Package} {
@@ -259,6 +266,11 @@ func (s Service) validateCargo(where string) []error {
 	for _, f := range c.Features {
 		if !cargoFeature.MatchString(f) {
 			errs = append(errs, fmt.Errorf("%s: features: %q is not a cargo feature (name or dependency/name)", where, f))
+		}
+	}
+	for _, p := range c.SystemPackages {
+		if !debianPackage.MatchString(p) {
+			errs = append(errs, fmt.Errorf("%s: system-packages: %q is not a Debian package name (e.g. libssl-dev; the architecture is the target's, not given)", where, p))
 		}
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })

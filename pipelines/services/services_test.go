@@ -50,11 +50,13 @@ services:
 		{"services:\n  - {name: a, language: python, command: [], path: a, port: 1, health: /h}", "command is empty"},
 		{"services:\n  - {name: a, language: python, command: 'sh -c \"x y\"', path: a, port: 1, health: /h}", "write the command as a list"},
 		{"services:\n  - {name: a, language: python, command: {a: b}, path: a, port: 1, health: /h}", "command must be a line or a list"},
-		{"services:\n  - {name: a, language: python, binary: x, path: a, port: 1, health: /h}", "binary, package and features apply to rust services"},
-		{"services:\n  - {name: a, dockerfile: Dockerfile, features: [x], path: a, port: 1, health: /h}", "binary, package and features apply to rust services"},
+		{"services:\n  - {name: a, language: python, binary: x, path: a, port: 1, health: /h}", "binary, package, features and system-packages apply to rust services"},
+		{"services:\n  - {name: a, dockerfile: Dockerfile, features: [x], path: a, port: 1, health: /h}", "binary, package, features and system-packages apply to rust services"},
 		{"services:\n  - {name: a, language: rust, binary: 'a b', path: a, port: 1, health: /h}", `binary "a b" is not a cargo target`},
 		{"services:\n  - {name: a, language: rust, package: '--all', path: a, port: 1, health: /h}", `package "--all" is not a cargo`},
 		{"services:\n  - {name: a, language: rust, features: ['tls;rm'], path: a, port: 1, health: /h}", `features: "tls;rm" is not a cargo feature`},
+		{"services:\n  - {name: a, language: rust, system-packages: ['libssl-dev:arm64'], path: a, port: 1, health: /h}", `system-packages: "libssl-dev:arm64" is not a Debian package name`},
+		{"services:\n  - {name: a, language: python, system-packages: [libpq-dev], path: a, port: 1, health: /h}", "system-packages apply to rust services"},
 	} {
 		_, err := ParseManifest([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -99,12 +101,13 @@ services:
 func TestRustWorkspaceFields(t *testing.T) {
 	m, err := ParseManifest([]byte(`
 services:
-  - {name: api, language: rust, path: ., package: api-server, binary: api, features: [tls, serde/derive], port: 8080, health: /health}
+  - {name: api, language: rust, path: ., package: api-server, binary: api, features: [tls, serde/derive], system-packages: [libssl-dev, zlib1g-dev], port: 8080, health: /health}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := m.Services[0].Cargo; c.Package != "api-server" || c.Binary != "api" || strings.Join(c.Features, ",") != "tls,serde/derive" {
+	if c := m.Services[0].Cargo; c.Package != "api-server" || c.Binary != "api" || strings.Join(c.Features, ",") != "tls,serde/derive" ||
+		strings.Join(c.SystemPackages, ",") != "libssl-dev,zlib1g-dev" {
 		t.Fatalf("parsed %+v", c)
 	}
 }

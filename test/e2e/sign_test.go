@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -210,7 +211,7 @@ func TestSigning(t *testing.T) {
 	})
 }
 
-// checkNoSecrets searches the call's logs, every file exported under dir (if any) and
+// checkNoSecrets searches the call's logs, every file exported under dir (if any, gzipped layers also unpacked) and
 // every manifest, config and uncompressed layer in the registry for each
 // planted secret.
 func checkNoSecrets(t *testing.T, logs []byte, dir, reg string, planted ...string) {
@@ -221,12 +222,20 @@ func checkNoSecrets(t *testing.T, logs []byte, dir, reg string, planted ...strin
 			if err == nil && !d.IsDir() {
 				b, _ := os.ReadFile(p)
 				haystacks[p] = b
+				// Layers are gzipped: a secret in one shows only unpacked.
+				if zr, err := gzip.NewReader(bytes.NewReader(b)); err == nil {
+					if u, err := io.ReadAll(zr); err == nil {
+						haystacks[p+" (unpacked)"] = u
+					}
+				}
 			}
 			return nil
 		})
 	}
-	for what, b := range registryBlobs(t, reg) {
-		haystacks[what] = b
+	if reg != "" {
+		for what, b := range registryBlobs(t, reg) {
+			haystacks[what] = b
+		}
 	}
 	for what, b := range haystacks {
 		for _, secret := range planted {

@@ -1,3 +1,3 @@
 fn main() {
-    println!("tools");
+    println!("{}", serde_json::json!({ "tool": "tools" }));
 }
