@@ -24,13 +24,12 @@ import (
 //   - api: a Rust workspace (testdata/rust-workspace) whose member has two
 //     binaries and a feature: services.yaml picks the member, the binary and
 //     the feature;
-//   - ticker: a single-binary Rust crate (testdata/axum-ticker), an axum
-//     server on tokio; both Rust projects build from real crates (axum,
-//     tokio, hyper, serde_json, ... 57 of them), vendored from Debian's
-//     packages of their sources;
-//   - digest: a Rust crate linking OpenSSL through openssl-sys: with
-//     system-packages: [libssl-dev], cross-compiled for arm64 against
-//     libssl-dev:arm64, and its libraries shipped in the runtime;
+//   - digest: a single-binary Rust crate linking OpenSSL through
+//     openssl-sys: with system-packages: [libssl-dev], cross-compiled for
+//     arm64 against libssl-dev:arm64, and its libraries shipped in the
+//     runtime. Both Rust projects build from real crates (axum, tokio,
+//     hyper, serde_json, openssl, ...), vendored from Debian's packages of
+//     their sources;
 //   - quotes: a FastAPI project (testdata/fastapi-quotes) with a
 //     pyproject.toml and no requirements.txt, started by its command
 //     (uvicorn main:app ...), installed from a package index this test
@@ -45,7 +44,7 @@ import (
 // each way to get a project wrong stops with the sentence that says so.
 func TestProjectsAsTheyAre(t *testing.T) {
 	src := t.TempDir()
-	for dir, fixture := range map[string]string{"web": "create-next-app", "workspace": "rust-workspace", "ticker": "axum-ticker", "digest": "openssl-digest", "quotes": "fastapi-quotes"} {
+	for dir, fixture := range map[string]string{"web": "create-next-app", "workspace": "rust-workspace", "digest": "openssl-digest", "quotes": "fastapi-quotes"} {
 		cp := exec.Command("cp", "-R", filepath.Join(repoRoot(t), "test", "e2e", "testdata", fixture), filepath.Join(src, dir))
 		if out, err := cp.CombinedOutput(); err != nil {
 			t.Fatalf("copy %s: %v %s", fixture, err, out)
@@ -66,13 +65,12 @@ func TestProjectsAsTheyAre(t *testing.T) {
 	const (
 		web    = "  - {name: web, language: nextjs, path: web, port: 3000, health: /}\n"
 		api    = "  - {name: api, language: rust, path: workspace, package: api-server, binary: api, features: [greeting], port: 8080, health: /health}\n"
-		ticker = "  - {name: ticker, language: rust, path: ticker, port: 8080, health: /health}\n"
 		digest = "  - {name: digest, language: rust, path: digest, system-packages: [libssl-dev], port: 8080, health: /health}\n"
 		quotes = "  - {name: quotes, language: python, path: quotes, command: uvicorn main:app --host 0.0.0.0 --port 8000, port: 8000, health: /health}\n"
 	)
-	write("services.yaml", "services:\n"+web+api+ticker+digest+quotes)
+	write("services.yaml", "services:\n"+web+api+digest+quotes)
 	debian := newDebianArchive(t)
-	debian.vendorCrates(rustCrateRoots, filepath.Join(src, "workspace"), filepath.Join(src, "ticker"), filepath.Join(src, "digest"))
+	debian.vendorCrates(rustCrateRoots, filepath.Join(src, "workspace"), filepath.Join(src, "digest"))
 	index := servePyIndex(t, debian.pythonWheels(pythonIndexPackages...), "botcore", pipPassword)
 	t.Setenv("PIP_CREDENTIALS", "botcore:"+pipPassword)
 	npm := serveNpmProxy(t, npmToken)
@@ -86,11 +84,11 @@ func TestProjectsAsTheyAre(t *testing.T) {
 		t.Fatalf("build-all: %v\n%s", err, tail(logs, 60))
 	}
 	rel := readRelease(t, out)
-	if len(rel.Services) != 5 {
-		t.Fatalf("release.json lists %d services, want web, api, ticker, digest and quotes", len(rel.Services))
+	if len(rel.Services) != 4 {
+		t.Fatalf("release.json lists %d services, want web, api, digest and quotes", len(rel.Services))
 	}
 	for _, svc := range rel.Services {
-		health := map[string]string{"web": "GET / on port 3000", "api": "GET /health on port 8080", "quotes": "GET /health on port 8000", "ticker": "GET /health on port 8080", "digest": "GET /health on port 8080"}[svc.Name]
+		health := map[string]string{"web": "GET / on port 3000", "api": "GET /health on port 8080", "quotes": "GET /health on port 8000", "digest": "GET /health on port 8080"}[svc.Name]
 		for _, p := range []string{"linux/amd64", "linux/arm64"} {
 			if got := rel.StartCheck.Results[svc.Name+" "+p]; !strings.Contains(got, health+" answered 200") {
 				t.Errorf("%s %s: the start-up check said %q", svc.Name, p, got)
@@ -106,10 +104,6 @@ func TestProjectsAsTheyAre(t *testing.T) {
 				bin := imageFiles(t, img, "usr/local/bin/api")["usr/local/bin/api"]
 				if !strings.Contains(bin, "greeting-feature-enabled") || strings.Contains(bin, "migrations: nothing to do") {
 					t.Errorf("api %s: the image does not ship api-server's api built with the greeting feature", p)
-				}
-			case "ticker":
-				if bin := imageFiles(t, img, "usr/local/bin/ticker")["usr/local/bin/ticker"]; !strings.Contains(bin, "ticker listening on") {
-					t.Errorf("ticker %s: the image does not ship the crate's binary", p)
 				}
 			case "digest":
 				checkDigestLibraries(t, img, p, filepath.Join(out, svc.Reports[p].SBOM))
