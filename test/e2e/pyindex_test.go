@@ -25,11 +25,11 @@ import (
 // directory: nothing is installed, and the host's own apt state is left
 // alone.
 type debianArchive struct {
-	t    *testing.T
+	t    testing.TB
 	work string
 }
 
-func newDebianArchive(t *testing.T) *debianArchive {
+func newDebianArchive(t testing.TB) *debianArchive {
 	t.Helper()
 	const hostSources = "/etc/apt/sources.list.d/debian.sources"
 	d := &debianArchive{t: t, work: t.TempDir()}
@@ -118,7 +118,7 @@ func (d *debianArchive) pythonWheels(pkgs ...string) string {
 // repackWheel writes the one distribution under site (a dist-packages tree)
 // as a wheel into out. Debian ships some as .egg-info: their PKG-INFO is the
 // METADATA, and requires.txt's unconditional lines become Requires-Dist.
-func repackWheel(t *testing.T, site, arch, out string) {
+func repackWheel(t testing.TB, site, arch, out string) {
 	t.Helper()
 	infos, _ := filepath.Glob(filepath.Join(site, "*.*-info"))
 	if len(infos) != 1 {
@@ -229,7 +229,7 @@ type pyIndex struct {
 	refused   int
 }
 
-func servePyIndex(t *testing.T, wheels, user, password string) *pyIndex {
+func servePyIndex(t testing.TB, wheels, user, password string) *pyIndex {
 	t.Helper()
 	entries, err := os.ReadDir(wheels)
 	if err != nil {
@@ -306,7 +306,7 @@ func (p *pyIndex) fetched() map[string]int {
 
 // containerHost is this machine's address as the engine's containers see
 // it: the hermetic engine's bridge (BOTCORE_E2E_CONTAINER_HOST overrides).
-func containerHost(t *testing.T) string {
+func containerHost(t testing.TB) string {
 	t.Helper()
 	if h := os.Getenv("BOTCORE_E2E_CONTAINER_HOST"); h != "" {
 		return h
