@@ -29,11 +29,15 @@ type PipIndex struct {
 // pyproject.toml that declares a project, the project itself as a package
 // (keyed by the source; its dependencies are there already).
 func python(ctx context.Context, c *dagger.Client, s Spec) (*dagger.Container, error) {
-	reqs, err := optionalText(ctx, s.Source, "requirements.txt")
+	entries, err := s.Source.Entries(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("service %s: %w", s.Service.Name, err)
 	}
-	pyproject, err := optionalText(ctx, s.Source, "pyproject.toml")
+	reqs, err := optionalText(ctx, s.Source, entries, "requirements.txt")
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", s.Service.Name, err)
+	}
+	pyproject, err := optionalText(ctx, s.Source, entries, "pyproject.toml")
 	if err != nil {
 		return nil, fmt.Errorf("service %s: %w", s.Service.Name, err)
 	}
@@ -147,12 +151,9 @@ func withPipIndex(ctr *dagger.Container, idx PipIndex) *dagger.Container {
 		WithMountedSecret("/run/secrets/botcore-pip-credentials", idx.Credentials)
 }
 
-// optionalText is the file's text, or "" when the directory has no such file.
-func optionalText(ctx context.Context, dir *dagger.Directory, name string) (string, error) {
-	entries, err := dir.Entries(ctx)
-	if err != nil {
-		return "", err
-	}
+// optionalText is the file's text, or "" when the directory (whose entries
+// are given, read once for every file) has no such file.
+func optionalText(ctx context.Context, dir *dagger.Directory, entries []string, name string) (string, error) {
 	if !slices.Contains(entries, name) {
 		return "", nil
 	}
