@@ -28,12 +28,14 @@ mount --bind "$content" /usr/local/share/dagger/content
 mkdir -p /etc/dagger
 # The local registry is the docker.io mirror: "debian:bookworm-slim" resolves
 # to $registry/library/debian:bookworm-slim. Loopback registries are plain HTTP.
-# GC: the default keeps 20 % of the disk free, which on a shared CI disk
-# evicts the whole cache mid-run (and with it the Next.js build that only
-# the cache keeps reproducible); keep up to 40 GB unless the disk runs low.
+# GC in absolute sizes: the disk's reported size says nothing about the
+# space really left on a shared CI disk (a 252 GB disk with 8 GB free), so a
+# percentage either never triggers or evicts everything mid-run (and with it
+# the Next.js build that only the cache keeps reproducible). Keep the last
+# run's working set, stay under 40 GB, and leave 15 GB to everyone else.
 cat >/etc/dagger/engine.json <<JSON
 {"registries": {"docker.io": {"mirrors": ["$registry"]}, "gcr.io": {"mirrors": ["$registry"]}},
- "gc": {"reservedSpace": "40GB", "minFreeSpace": "5GB", "maxUsedSpace": "80%"}}
+ "gc": {"reservedSpace": "15GB", "maxUsedSpace": "40GB", "minFreeSpace": "15GB"}}
 JSON
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -9,6 +9,9 @@ source "$(dirname "$0")/lib.sh"
 APT_PACKAGES=(runc dnsmasq-base iptables containernetworking-plugins qemu-user-static
   binfmt-support mmdebstrap arch-test git ca-certificates curl iproute2 util-linux python3)
 NEED_DISK_GIB=12
+# What a test run writes between two of the engine's own collections (at most
+# one a minute, after a session ends): the run starts with this much free.
+HEADROOM_GIB=${BOTCORE_HEADROOM_GIB:-20}
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -38,8 +41,10 @@ preflight() {
   check_disk
 }
 
+free_gib() { df -P -BG "$BOTCORE_CACHE" | awk 'NR==2 {sub("G","",$4); print $4}'; }
+
 check_disk() {
-  local free_gib; free_gib=$(df -P -BG "$BOTCORE_CACHE" | awk 'NR==2 {sub("G","",$4); print $4}')
+  local free_gib; free_gib=$(free_gib)
   if [ "$free_gib" -lt "$NEED_DISK_GIB" ] && [ ! -f "$(bin_dir)/.complete" ]; then
     die "only ${free_gib} GiB free on $(df -P "$BOTCORE_CACHE" | awk 'NR==2 {print $6}'); a cold bootstrap needs about ${NEED_DISK_GIB} GiB (binaries, images, engine state). Free space or set BOTCORE_CACHE to a larger disk."
   fi
@@ -113,6 +118,20 @@ start_registry() {
   done <"$RUN_DIR/images.list"
 }
 
+# The engine's GC policy (engine-ns.sh) trims its cache when it exceeds 40 GB
+# or leaves less than 15 GB free, but only after a session ends; a machine
+# whose disk filled up for other reasons, or a run that left no session end
+# behind, gets the same policy applied now, before anything is built.
+ensure_headroom() {
+  local before; before=$(free_gib)
+  [ "$before" -ge "$HEADROOM_GIB" ] && return
+  log "only $before GiB free on $(df -P "$BOTCORE_CACHE" | awk 'NR==2 {print $6}'): pruning the engine's cache to its GC policy"
+  logged prune /usr/local/bin/dagger --progress=plain core engine local-cache prune --use-default-policy
+  local after; after=$(free_gib)
+  note "$after GiB free now (engine state: $(du -sh "$BOTCORE_CACHE/engine-state" 2>/dev/null | cut -f1))"
+  [ "$after" -ge 2 ] || die "disk almost full: ${after} GiB free on $BOTCORE_CACHE even after pruning the engine's cache; free space elsewhere."
+}
+
 stop_engine() { BOTCORE_UP_LOCK_HELD=1 "$ENGINE_SRC/down.sh" --engine-only; }
 
 start_engine() {
@@ -168,7 +187,7 @@ main() {
   mkdir -p "$RUN_DIR" 2>/dev/null || die "cannot create $RUN_DIR; set BOTCORE_CACHE to a writable directory."
   exec 9>"$RUN_DIR/up.lock"
   flock 9
-  if fast_path; then exit 0; fi
+  if fast_path; then ensure_headroom; exit 0; fi
   local t0=$SECONDS
   preflight
   install_packages
@@ -187,6 +206,7 @@ main() {
   start_engine "$bin" "$content" "$digest"
   install_cli "$bin"
   recipe >"$RUN_DIR/up.state"
+  ensure_headroom
   log "engine ready in $((SECONDS - t0)) s: dagger -> unix://$ENGINE_SOCK, docker.io mirror -> $REGISTRY_ADDR"
 }
 
