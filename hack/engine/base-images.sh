@@ -60,7 +60,7 @@ build_one() { # names suite arches variant packages
   [ "$variant" = distroless ] && recipe+=("$(distroless_hooks)")
   local k; k=$(key "$ENGINE_SRC/mkimage/main.go" -- "${recipe[@]}")
   local dir=$BOTCORE_CACHE/images/$k
-  if [ -f "$dir/.complete" ]; then echo "$dir/layout $names"; return; fi
+  if [ -f "$dir/.complete" ]; then echo "$(trusted "$dir/layout") $names"; return; fi
   log "base image ${names%%,*} ($suite $variant; $arches) from Debian packages"
   rm -rf "$dir"; mkdir -p "$dir"
   # One rootfs per image platform; "amd64+arm64" is a single amd64 platform.
@@ -83,8 +83,11 @@ build_one() { # names suite arches variant packages
   logged "mkimage-${k}" "$bin/mkimage" -out "$dir/layout" "${cmd[@]}" "${specs[@]}"
   rm -f "$dir"/rootfs-*.tar
   touch "$dir/.complete"
-  echo "$dir/layout $names"
+  echo "$(trusted "$dir/layout") $names"
 }
+
+# Built once, before the parallel image jobs below use it.
+[ -z "$(host_certs)" ] || trustlayer_bin >/dev/null
 
 # Two images at a time: an arm64 root filesystem builds under QEMU on one
 # core while its amd64 twin finishes early, so a second image fills the gap.

@@ -25,6 +25,11 @@ for p in bridge host-local loopback firewall portmap; do ln -sf "/usr/lib/cni/$p
 install -m 0755 "$bin/dnsname" /opt/cni/bin/dnsname
 mkdir -p /usr/local/share/dagger/content
 mount --bind "$content" /usr/local/share/dagger/content
+# The machine's CA certificates are already in every stand-in image
+# (trustlayer/main.go); left here, the engine would also install them around
+# every exec by running update-ca-certificates in the container, two minutes
+# per exec of an arm64 image under QEMU. Removed from this namespace only.
+rm -f /usr/local/share/ca-certificates/*
 mkdir -p /etc/dagger
 # The local registry is the docker.io mirror: "debian:bookworm-slim" resolves
 # to $registry/library/debian:bookworm-slim. Loopback registries are plain HTTP.

@@ -49,3 +49,37 @@ logged() {
     die "$name failed (full log: $f)"
   fi
 }
+
+# The machine's own CA certificates (a TLS-inspecting proxy's, a company's),
+# which the stand-in images must trust to reach the npm registry and the Go
+# module proxy through it. Empty on a machine without any.
+HOST_CA_DIR=/usr/local/share/ca-certificates
+host_certs() { find "$HOST_CA_DIR" -maxdepth 1 -name '*.crt' -type f 2>/dev/null | sort; }
+
+trustlayer_bin() {
+  local out; out="$BOTCORE_CACHE/tools/trustlayer-$(key "$ENGINE_SRC/trustlayer/main.go" "$ENGINE_SRC/go.mod" "$ENGINE_SRC/go.sum" -- "$(go_version)")"
+  if [ ! -x "$out" ]; then
+    mkdir -p "$(dirname "$out")"
+    (cd "$ENGINE_SRC" && CGO_ENABLED=0 go build -mod=readonly -trimpath -o "$out.tmp.$$" ./trustlayer) &&
+      mv "$out.tmp.$$" "$out" || die "building hack/engine/trustlayer failed"
+  fi
+  echo "$out"
+}
+
+# trusted LAYOUT prints a layout of LAYOUT's images with the machine's CA
+# certificates added as one more layer (trustlayer/main.go says why the
+# engine's own custom-CA support is not used), or LAYOUT itself when the
+# machine has none. Keyed by the layout, the certificates and the tool.
+trusted() {
+  local from=$1 certs; certs=$(host_certs)
+  if [ -z "$certs" ]; then echo "$from"; return; fi
+  # shellcheck disable=SC2086 # one path per line, no spaces
+  local k; k=$(key "$from/index.json" $certs "$ENGINE_SRC/trustlayer/main.go" --)
+  local dir=$BOTCORE_CACHE/images/trusted-$k
+  if [ ! -f "$dir/.complete" ]; then
+    rm -rf "$dir"; mkdir -p "$dir"
+    logged "trust-$k" "$(trustlayer_bin)" -certs "$HOST_CA_DIR" -from "$from" -out "$dir/layout"
+    touch "$dir/.complete"
+  fi
+  echo "$dir/layout"
+}

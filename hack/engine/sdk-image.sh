@@ -10,8 +10,11 @@ bin=$(bin_dir)
 goroot=$(go env GOROOT)
 k=$(key "$0" "$bin/codegen" -- "$(go_version)" "$(mmdebstrap --version)")
 dir=$BOTCORE_CACHE/go-sdk/$k
-digest() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$dir/layout/index.json"; }
-if [ -f "$dir/.complete" ]; then echo "$dir/layout $(digest)"; exit 0; fi
+digest() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$1/index.json"; }
+# The module runtime fetches Go modules through the machine's TLS proxy, if
+# any: the image carries the machine's CA certificates (lib.sh trusted).
+print() { local l; l=$(trusted "$dir/layout"); echo "$l $(digest "$l")"; }
+if [ -f "$dir/.complete" ]; then print; exit 0; fi
 
 log "Go SDK image (Debian bookworm + Go $(go_version) + codegen), ~90 s"
 rm -rf "$dir"; mkdir -p "$dir"
@@ -66,4 +69,4 @@ logged go-sdk-mkimage "$bin/mkimage" -out "$dir/layout" -workdir /go \
   "linux/amd64=$dir/base.tar,$dir/tools.tar"
 rm -f "$dir/base.tar" "$dir/tools.tar"
 touch "$dir/.complete"
-echo "$dir/layout $(digest)"
+print

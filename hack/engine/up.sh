@@ -24,7 +24,9 @@ registry_alive() {
 }
 
 # Everything hack/engine is made from: any change takes the slow path below.
-recipe() { key "$ENGINE_SRC"/*.sh "$ENGINE_SRC"/images.txt "$ENGINE_SRC"/go.* "$ENGINE_SRC"/mkimage/*.go -- "$REGISTRY_ADDR" "$(go_version)"; }
+# The machine's CA certificates count too: the images carry them.
+# shellcheck disable=SC2046 # one path per line, no spaces
+recipe() { key "$ENGINE_SRC"/*.sh "$ENGINE_SRC"/images.txt "$ENGINE_SRC"/go.* "$ENGINE_SRC"/mkimage/*.go "$ENGINE_SRC"/trustlayer/*.go $(host_certs) -- "$REGISTRY_ADDR" "$(go_version)"; }
 
 # Warm path: everything up and built from the current recipe. Answers in well
 # under a second, so callers can run up.sh before every command.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -42,17 +43,40 @@ const callTimeout = 45 * time.Minute
 // its stdout; the CLI's progress output goes to the test log on failure.
 func daggerCall(t *testing.T, args ...string) string {
 	t.Helper()
+	stdout, stderr, err := runDagger(t, repoRoot(t), append([]string{"call", "--progress=plain"}, args...)...)
+	if err != nil {
+		t.Fatalf("dagger call %s: %v\n--- stderr ---\n%s", strings.Join(args, " "), err, tail(stderr, 60))
+	}
+	return stdout
+}
+
+// runDagger runs the dagger CLI in dir. With BOTCORE_E2E_LOGS set to a
+// directory, each call's arguments, duration and whole progress output are
+// kept there (one file per call, named after the test): where a slow or
+// failing run spent its time can then be read step by step afterwards.
+func runDagger(t testing.TB, dir string, args ...string) (string, string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, daggerCLI(t), append([]string{"call", "--progress=plain"}, args...)...)
-	cmd.Dir = repoRoot(t)
+	cmd := exec.CommandContext(ctx, daggerCLI(t), args...)
+	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("dagger call %s: %v\n--- stderr ---\n%s", strings.Join(args, " "), err, tail(stderr.String(), 60))
+	start := time.Now()
+	err := cmd.Run()
+	if logs := os.Getenv("BOTCORE_E2E_LOGS"); logs != "" {
+		callSeq++
+		name := fmt.Sprintf("%03d-%s.log", callSeq, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+		head := fmt.Sprintf("# dagger %s\n# in %s, %s, err=%v\n", strings.Join(args, " "), dir, time.Since(start).Round(time.Millisecond), err)
+		if werr := os.WriteFile(filepath.Join(logs, name), append([]byte(head), stderr.Bytes()...), 0o644); werr != nil {
+			t.Logf("keeping the dagger log: %v", werr)
+		}
 	}
-	return stdout.String()
+	return stdout.String(), stderr.String(), err
 }
+
+// callSeq numbers the kept logs in call order (calls run one at a time).
+var callSeq int
 
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -105,5 +129,57 @@ func TestGoSDKContainerExec(t *testing.T) {
 	}
 	if got, want := strings.TrimSpace(out), "bookworm container "+nonce; got != want {
 		t.Fatalf("exec printed %q, want %q", got, want)
+	}
+}
+
+// Containers reach the npm registry and the Go module proxy through this
+// machine's TLS-inspecting proxy, so they must trust the machine's own CA
+// certificates. The stand-in images carry them (hack/engine/trustlayer),
+// and the engine itself has none left to install around each exec: given
+// some, it runs update-ca-certificates in the container before and after
+// every command, which under QEMU made each arm64 exec take two minutes.
+func TestStandInImagesTrustTheMachineCAs(t *testing.T) {
+	files, _ := filepath.Glob("/usr/local/share/ca-certificates/*.crt")
+	if len(files) == 0 {
+		t.Skip("this machine has no CA certificates of its own in /usr/local/share/ca-certificates")
+	}
+	pid, err := os.ReadFile("/var/cache/bot-core/run/engine.pid")
+	if err != nil {
+		t.Fatalf("engine pid: %v (run hack/engine/up.sh)", err)
+	}
+	// The engine's mount namespace is the one of the process up.sh started.
+	out, err := exec.Command("nsenter", "-t", strings.TrimSpace(string(pid)), "-m", "--", "sh", "-c",
+		"ls /usr/local/share/ca-certificates").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("the engine still sees custom CA certificates (%v): %q", err, out)
+	}
+
+	t.Setenv("_EXPERIMENTAL_DAGGER_CLI_BIN", daggerCLI(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	client, err := dagger.Connect(ctx, dagger.WithLogOutput(&log))
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, tail(log.String(), 40))
+	}
+	defer client.Close()
+	for _, c := range []struct{ image, platform string }{
+		{"node:20-trixie", "linux/amd64"}, {"python:3.13-slim-trixie", "linux/arm64"},
+		{"gcr.io/distroless/cc-debian13:nonroot", "linux/arm64"}, {"golang:1.26-bookworm", "linux/amd64"},
+	} {
+		bundle, err := client.Container(dagger.ContainerOpts{Platform: dagger.Platform(c.platform)}).From(c.image).
+			File("/etc/ssl/certs/ca-certificates.crt").Contents(ctx)
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", c.image, c.platform, err, tail(log.String(), 40))
+		}
+		for _, f := range files {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(bundle, strings.TrimSpace(string(pem))) {
+				t.Errorf("%s %s: the CA bundle lacks %s", c.image, c.platform, f)
+			}
+		}
 	}
 }

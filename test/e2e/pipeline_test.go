@@ -51,14 +51,8 @@ func startRegistry(t testing.TB) string {
 // error and the CLI's stderr.
 func daggerCallErr(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, daggerCLI(t), append([]string{"call", "--progress=plain"}, args...)...)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	return stderr.String(), err
+	_, stderr, err := runDagger(t, dir, append([]string{"call", "--progress=plain"}, args...)...)
+	return stderr, err
 }
 
 func readRelease(t *testing.T, dir string) release.Manifest {

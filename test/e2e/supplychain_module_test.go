@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,16 +37,10 @@ const scModule = "./modules/supplychain"
 // repository root and returns stdout, stderr and the error.
 func scCall(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, daggerCLI(t), append([]string{"-m", scModule, "call", "--progress=plain"}, args...)...)
-	cmd.Dir = repoRoot(t)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err := cmd.Run()
+	stdout, stderr, err := runDagger(t, repoRoot(t), append([]string{"-m", scModule, "call", "--progress=plain"}, args...)...)
 	t.Logf("dagger -m %s call %s: %s", scModule, strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
-	return stdout.String(), stderr.String(), err
+	return stdout, stderr, err
 }
 
 // scMust is scCall for calls that must succeed.
