@@ -85,8 +85,15 @@ func (s gateStage) Run(ctx context.Context, r *run) error {
 	return nil
 }
 
-// image scans and SBOMs one platform of a service's layout.
+// image scans and SBOMs one platform of a service's layout. The SBOM does
+// not wait for the scan: both only read the layout.
 func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform string) (imageReports, error) {
+	sbom := s.tools.Sbom(a.layout.Dir, platform, dagger.SupplychainSbomOpts{Name: a.service.Name})
+	sbomDone := make(chan error, 1)
+	go func() {
+		_, err := sbom.Sync(ctx)
+		sbomDone <- err
+	}()
 	res := s.tools.Scan(a.layout.Dir, platform, dagger.SupplychainScanOpts{
 		Name: a.service.Name, Severity: strings.Join(r.plan.Severities, ","), IgnoreUnfixed: r.plan.IgnoreUnfixed,
 		TrivyDb: s.db, Trivyignore: s.ignoreFile,
@@ -95,7 +102,7 @@ func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform stri
 	if err != nil { // the module's error says why, and how to give it a database
 		return imageReports{}, fmt.Errorf("scan could not run, nothing was pushed: %s (%s): %w (docs/offline.md)", a.service.Name, platform, err)
 	}
-	rep := imageReports{sarif: res.Sarif(), scanJSON: res.Report(), vuln: res.Vuln()}
+	rep := imageReports{sarif: res.Sarif(), scanJSON: res.Report(), vuln: res.Vuln(), sbom: sbom}
 	if !passed {
 		if rep.failure, err = res.Failure(ctx); err != nil {
 			return imageReports{}, err
@@ -109,8 +116,7 @@ func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform stri
 		return imageReports{}, fmt.Errorf("scan %s %s: findings %q: %w", a.service.Name, platform, counts, err)
 	}
 	maps.DeleteFunc(rep.findings, func(_ string, n int) bool { return n == 0 }) // release.json lists what was found
-	rep.sbom = s.tools.Sbom(a.layout.Dir, platform, dagger.SupplychainSbomOpts{Name: a.service.Name})
-	if _, err := rep.sbom.Sync(ctx); err != nil {
+	if err := <-sbomDone; err != nil {
 		return imageReports{}, fmt.Errorf("sbom %s %s: %w", a.service.Name, platform, err)
 	}
 	return rep, nil
