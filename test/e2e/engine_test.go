@@ -108,15 +108,7 @@ func TestDaggerCallSmokePerPlatform(t *testing.T) {
 // from the local mirror's Debian image and not on the host, which has the Go
 // toolchain and this checkout.
 func TestGoSDKContainerExec(t *testing.T) {
-	t.Setenv("_EXPERIMENTAL_DAGGER_CLI_BIN", daggerCLI(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	client, err := dagger.Connect(ctx, dagger.WithLogOutput(&log))
-	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, tail(log.String(), 40))
-	}
-	defer client.Close()
+	ctx, client, log := connectSDK(t, 10*time.Minute)
 
 	nonce := fmt.Sprint(time.Now().UnixNano()) // defeats the engine's cache, so the exec really runs
 	out, err := client.Container().
@@ -154,15 +146,7 @@ func TestStandInImagesTrustTheMachineCAs(t *testing.T) {
 		t.Errorf("the engine still sees custom CA certificates (%v): %q", err, out)
 	}
 
-	t.Setenv("_EXPERIMENTAL_DAGGER_CLI_BIN", daggerCLI(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	client, err := dagger.Connect(ctx, dagger.WithLogOutput(&log))
-	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, tail(log.String(), 40))
-	}
-	defer client.Close()
+	ctx, client, log := connectSDK(t, 10*time.Minute)
 	for _, c := range []struct{ image, platform string }{
 		{"node:20-trixie", "linux/amd64"}, {"python:3.13-slim-trixie", "linux/arm64"},
 		{"gcr.io/distroless/cc-debian13:nonroot", "linux/arm64"}, {"golang:1.26-bookworm", "linux/amd64"},
@@ -182,4 +166,20 @@ func TestStandInImagesTrustTheMachineCAs(t *testing.T) {
 			}
 		}
 	}
+}
+
+// connectSDK connects the Go SDK through the dagger CLI on PATH; the client
+// closes when the test ends, and the connection's log is kept for failures.
+func connectSDK(t *testing.T, timeout time.Duration) (context.Context, *dagger.Client, *bytes.Buffer) {
+	t.Helper()
+	t.Setenv("_EXPERIMENTAL_DAGGER_CLI_BIN", daggerCLI(t))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	log := &bytes.Buffer{}
+	client, err := dagger.Connect(ctx, dagger.WithLogOutput(log))
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, tail(log.String(), 40))
+	}
+	t.Cleanup(func() { client.Close() })
+	return ctx, client, log
 }

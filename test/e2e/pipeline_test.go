@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"archive/tar"
-	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log"
@@ -144,15 +142,7 @@ func TestPipeline(t *testing.T) {
 	}
 
 	t.Run("every image answers its health endpoint on both platforms", func(t *testing.T) {
-		t.Setenv("_EXPERIMENTAL_DAGGER_CLI_BIN", daggerCLI(t))
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-		defer cancel()
-		var logs bytes.Buffer
-		client, err := dagger.Connect(ctx, dagger.WithLogOutput(&logs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
+		ctx, client, logs := connectSDK(t, 15*time.Minute)
 		man := services.Default()
 		for _, s := range published.Services {
 			svc, _ := man.Select([]string{s.Name})
