@@ -9,7 +9,7 @@
 #   BENCH_QUICK=1 hack/bench/build-all.sh   skip the cold runs
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-hack/engine/up.sh
+hack/engine/up.sh --room 20
 
 epoch=1700000000
 work=$(mktemp -d)

@@ -33,14 +33,14 @@ rm -f /usr/local/share/ca-certificates/*
 mkdir -p /etc/dagger
 # The local registry is the docker.io mirror: "debian:bookworm-slim" resolves
 # to $registry/library/debian:bookworm-slim. Loopback registries are plain HTTP.
-# GC in absolute sizes: the disk's reported size says nothing about the
-# space really left on a shared CI disk (a 252 GB disk with 8 GB free), so a
-# percentage either never triggers or evicts everything mid-run (and with it
-# the Next.js build that only the cache keeps reproducible). Keep the last
-# run's working set, stay under 40 GB, and leave 15 GB to everyone else.
+# GC in absolute sizes (up.sh's gc_policy, in BOTCORE_ENGINE_GC): the disk's
+# reported size says nothing about the space really left on a shared CI disk
+# (a 252 GB disk with 8 GB free), so a percentage either never triggers or
+# evicts everything mid-run (and with it the Next.js build that only the
+# cache keeps reproducible).
 cat >/etc/dagger/engine.json <<JSON
 {"registries": {"docker.io": {"mirrors": ["$registry"]}, "gcr.io": {"mirrors": ["$registry"]}},
- "gc": {"reservedSpace": "15GB", "maxUsedSpace": "40GB", "minFreeSpace": "15GB"}}
+ "gc": $BOTCORE_ENGINE_GC}
 JSON
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -9,9 +9,16 @@ source "$(dirname "$0")/lib.sh"
 APT_PACKAGES=(runc dnsmasq-base iptables containernetworking-plugins qemu-user-static
   binfmt-support mmdebstrap arch-test git ca-certificates curl iproute2 util-linux python3)
 NEED_DISK_GIB=12
-# What a test run writes between two of the engine's own collections (at most
-# one a minute, after a session ends): the run starts with this much free.
-HEADROOM_GIB=${BOTCORE_HEADROOM_GIB:-20}
+# The engine's own collection (GiB): it trims its cache after a session ends
+# when the cache passes GC_MAX_GIB or the disk has less than GC_MIN_FREE_GIB
+# free, and then sweeps it down to GC_MAX_GIB - GC_SWEEP_GIB in one go.
+GC_RESERVED_GIB=15 GC_MAX_GIB=${BOTCORE_GC_MAX_GIB:-50} GC_MIN_FREE_GIB=10 GC_SWEEP_GIB=20
+# What one run may write (--room) before that collection would start. Dagger
+# v0.19.10 collects while other sessions run (the trigger is throttled to one a
+# minute, so it lands in the next session), and a collection in the middle of a
+# session can take a running function's return path with it ("failed to
+# create synctarget dest file /.daggermod/output.json"): a test run must start
+# with enough room that the engine never collects during it.
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -120,27 +127,43 @@ start_registry() {
   done <"$RUN_DIR/images.list"
 }
 
-# The engine's GC policy (engine-ns.sh) trims its cache when it exceeds 40 GB
-# or leaves less than 15 GB free, but only after a session ends; a machine
-# whose disk filled up for other reasons, or a run that left no session end
-# behind, gets the same policy applied now, before anything is built.
-ensure_headroom() {
-  local before; before=$(free_gib)
-  [ "$before" -ge "$HEADROOM_GIB" ] && return
-  log "only $before GiB free on $(df -P "$BOTCORE_CACHE" | awk 'NR==2 {print $6}'): pruning the engine's cache to its GC policy"
+# ensure_room GIB: leave room for a run that writes GIB without reaching the
+# engine's collection thresholds, by collecting now, while no session runs:
+# the engine restarts (2 s) with its thresholds lowered by GIB, applies them
+# (`local-cache prune --use-default-policy`: least recently used first, and
+# nothing when already under them) and restarts with its own. Only the engine
+# knows what its cache holds (a du also counts image blobs and metadata), so
+# with a GIB it always does this; without, only when the disk is already
+# below the engine's minimum free space.
+ensure_room() {
+  local room=$1 free where
+  free=$(free_gib)
+  where=$(df -P "$BOTCORE_CACHE" | awk 'NR==2 {print $6}')
+  [ "$room" -eq 0 ] && [ "$free" -ge "$GC_MIN_FREE_GIB" ] && return
+  local max=$((GC_MAX_GIB - room)) min_free=$((GC_MIN_FREE_GIB + room))
+  log "making room for $room GiB ($free GiB free on $where): collecting the engine's cache to at most $max GiB, leaving $min_free GiB free"
+  local args; read -r -a args <"$RUN_DIR/engine.args"
+  start_engine "${args[@]}" "$(gc_policy "$max" "$min_free")" "to collect its cache"
   logged prune /usr/local/bin/dagger --progress=plain core engine local-cache prune --use-default-policy
+  start_engine "${args[@]}" "" "with its own collection thresholds"
   local after; after=$(free_gib)
-  note "$after GiB free now (engine state: $(du -sh "$BOTCORE_CACHE/engine-state" 2>/dev/null | cut -f1))"
-  [ "$after" -ge 2 ] || die "disk almost full: ${after} GiB free on $BOTCORE_CACHE even after pruning the engine's cache; free space elsewhere."
+  note "$after GiB free on $where now (was $free)"
+  [ "$after" -ge 2 ] || die "disk almost full: ${after} GiB free on $where even after collecting the engine's cache; free space elsewhere."
 }
 
 stop_engine() { BOTCORE_UP_LOCK_HELD=1 "$ENGINE_SRC/down.sh" --engine-only; }
 
-start_engine() {
-  local bin=$1 content=$2 digest=$3
-  local conf; conf="$bin $digest $REGISTRY_ADDR $(key "$ENGINE_SRC/engine-ns.sh" --)"
+# gc_policy MAX_USED MIN_FREE [SWEEP]: the engine's GC settings, in GiB.
+gc_policy() {
+  printf '{"reservedSpace": "%dGB", "maxUsedSpace": "%dGB", "minFreeSpace": "%dGB"%s}' \
+    "$GC_RESERVED_GIB" "$1" "$2" "${3:+, \"sweepSize\": \"$3GB\"}"
+}
+
+start_engine() { # bin content digest [gc-policy [why a running engine restarts]]
+  local bin=$1 content=$2 digest=$3 gc=${4:-$(gc_policy "$GC_MAX_GIB" "$GC_MIN_FREE_GIB" "$GC_SWEEP_GIB")}
+  local conf; conf="$bin $digest $REGISTRY_ADDR $(key "$ENGINE_SRC/engine-ns.sh" -- "$gc")"
   if engine_alive && [ "$(cat "$RUN_DIR/engine.conf" 2>/dev/null)" = "$conf" ]; then return; fi
-  engine_alive && { log "engine recipe changed: restarting"; stop_engine; }
+  engine_alive && { log "restarting the engine ${5:-because its recipe changed}"; stop_engine; }
   log "starting Dagger engine $DAGGER_VERSION (state: $BOTCORE_CACHE/engine-state, log: $RUN_DIR/logs/engine.log)"
   mkdir -p /run/dagger "$RUN_DIR/ns" "$BOTCORE_CACHE/engine-state/$DAGGER_VERSION"
   rm -f "$ENGINE_SOCK"
@@ -152,7 +175,7 @@ start_engine() {
     -path '*/work/work' -type d -exec rm -rf {} + 2>/dev/null || true
   # Own mount namespace: the engine's host-file rewrites stay private.
   # Own PID namespace: when the engine exits, every container it left dies too.
-  setsid unshare --mount --propagation private --pid --fork --mount-proc --kill-child=SIGTERM \
+  BOTCORE_ENGINE_GC=$gc setsid unshare --mount --propagation private --pid --fork --mount-proc --kill-child=SIGTERM \
     "$ENGINE_SRC/engine-ns.sh" "$bin" "$content" "$digest" \
     "$BOTCORE_CACHE/engine-state/$DAGGER_VERSION" "$REGISTRY_ADDR" "$RUN_DIR/ns" \
     >"$RUN_DIR/logs/engine.log" 2>&1 </dev/null 9>&- &
@@ -168,6 +191,7 @@ start_engine() {
     die "the Dagger engine did not start (log: $RUN_DIR/logs/engine.log)"
   fi
   echo "$conf" >"$RUN_DIR/engine.conf"
+  echo "$bin $content $digest" >"$RUN_DIR/engine.args"
 }
 
 install_cli() {
@@ -184,12 +208,20 @@ SH
   chmod 0755 /usr/local/bin/dagger.tmp && mv /usr/local/bin/dagger.tmp /usr/local/bin/dagger
 }
 
+usage() { die "usage: hack/engine/up.sh [--room GIB]  (--room: collect the engine's cache now, so a run writing GIB does not make it collect mid-run)"; }
+
 main() {
+  local room=0
+  case "${1:-}" in
+    "") ;;
+    --room) [[ "${2:-}" =~ ^[0-9]+$ ]] && [ $# -eq 2 ] || usage; room=$2 ;;
+    *) usage ;;
+  esac
   [ "$(id -u)" = 0 ] || die "hack/engine/up.sh must run as root: the engine needs mount namespaces, iptables and runc. Re-run with sudo."
   mkdir -p "$RUN_DIR" 2>/dev/null || die "cannot create $RUN_DIR; set BOTCORE_CACHE to a writable directory."
   exec 9>"$RUN_DIR/up.lock"
   flock 9
-  if fast_path; then ensure_headroom; exit 0; fi
+  if fast_path && [ -f "$RUN_DIR/engine.args" ]; then ensure_room "$room"; exit 0; fi
   local t0=$SECONDS
   preflight
   install_packages
@@ -208,7 +240,7 @@ main() {
   start_engine "$bin" "$content" "$digest"
   install_cli "$bin"
   recipe >"$RUN_DIR/up.state"
-  ensure_headroom
+  ensure_room "$room"
   log "engine ready in $((SECONDS - t0)) s: dagger -> unix://$ENGINE_SOCK, docker.io mirror -> $REGISTRY_ADDR"
 }
 

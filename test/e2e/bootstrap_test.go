@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // upScript runs hack/engine/up.sh with its cache pointed at a fresh directory,
@@ -54,6 +56,7 @@ func TestBootstrapPreflightErrors(t *testing.T) {
 		// A tmpfs over /proc/sys/fs in a private mount namespace hides binfmt_misc,
 		// as on a kernel built without it.
 		{"no binfmt", []string{"unshare", "--mount", "--propagation", "private", "sh", "-c", `mount -t tmpfs none /proc/sys/fs && exec "$0"`}, nil, "no binfmt_misc support"},
+		{"room not a number", []string{"sh", "-c", `exec "$0" --room lots`}, nil, "usage: hack/engine/up.sh [--room GIB]"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,4 +101,63 @@ func TestBootstrapPreflightErrors(t *testing.T) {
 			t.Fatalf("want one line about free space, got:\n%s", out)
 		}
 	})
+}
+
+// up.sh --room collects the engine's cache before a run, while no session
+// runs, and leaves the engine running with its own thresholds: a collection
+// during a session can remove a running function's scratch directory
+// (Dagger v0.19.10), so the engine must not need one mid-run.
+func TestUpMakesRoomBeforeARun(t *testing.T) {
+	const run = "/var/cache/bot-core/run"
+	before, err := os.ReadFile(run + "/engine.pid")
+	if err != nil {
+		t.Fatalf("engine pid: %v (run hack/engine/up.sh)", err)
+	}
+	start := time.Now().Add(-time.Second)
+	cmd := exec.Command(filepath.Join(repoRoot(t), "hack", "engine", "up.sh"), "--room", "1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("up.sh --room 1: %v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{
+		"making room for 1 GiB", "collecting the engine's cache to at most 49 GiB, leaving 11 GiB free",
+		"restarting the engine to collect its cache", "restarting the engine with its own collection thresholds",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("up.sh --room 1 did not say %q:\n%s", want, stderr.String())
+		}
+	}
+	prune, err := os.ReadFile(run + "/logs/prune.log")
+	if st, serr := os.Stat(run + "/logs/prune.log"); err != nil || serr != nil || st.ModTime().Before(start) ||
+		!strings.Contains(string(prune), "useDefaultPolicy") {
+		t.Errorf("no prune with the engine's policy in a fresh prune.log (%v):\n%s", err, prune)
+	}
+
+	after, err := os.ReadFile(run + "/engine.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after) == string(before) {
+		t.Errorf("the engine was not restarted (pid %s)", before)
+	}
+	// The engine now running has its own thresholds back, not the lowered ones.
+	conf, err := exec.Command("nsenter", "-t", strings.TrimSpace(string(after)), "-m", "--",
+		"cat", "/etc/dagger/engine.json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("read the engine's config: %v\n%s", err, conf)
+	}
+	var engine struct{ GC map[string]string }
+	if err := json.Unmarshal(conf, &engine); err != nil {
+		t.Fatalf("engine.json: %v\n%s", err, conf)
+	}
+	want := map[string]string{"reservedSpace": "15GB", "maxUsedSpace": "50GB", "minFreeSpace": "10GB", "sweepSize": "20GB"}
+	for k, v := range want {
+		if engine.GC[k] != v {
+			t.Errorf("engine gc %s = %q, want %q (engine.json: %s)", k, engine.GC[k], v, conf)
+		}
+	}
+	if out, err := exec.Command(daggerCLI(t), "core", "version").CombinedOutput(); err != nil || !strings.Contains(string(out), "v0.19.10") {
+		t.Errorf("the restarted engine does not answer: %v\n%s", err, out)
+	}
 }
