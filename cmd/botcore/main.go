@@ -37,6 +37,7 @@ type CLI struct {
 	Pull     pullCmd     `cmd:"" help:"Pull one release of each service into the Docker engine, or into OCI layouts when none answers."`
 	Doctor   doctorCmd   `cmd:"" help:"Check the Dagger engine, the registry, the credentials and push/pull/delete with a throwaway image."`
 	Scan     scanCmd     `cmd:"" help:"Scan an image (registry, OCI layout or tarball) for vulnerable packages with Trivy; fails on HIGH and CRITICAL findings."`
+	VulnDB   vulnDBCmd   `cmd:"" name:"vuln-db" help:"Check for or fetch Trivy's vulnerability DB ahead of the scans that use it."`
 	Sbom     sbomCmd     `cmd:"" help:"Write the SPDX 2.3 JSON SBOM of an image (registry, OCI layout or tarball) with Syft."`
 	Sign     signCmd     `cmd:"" help:"Sign images by digest with cosign, keylessly (Fulcio) or with a key."`
 	Attest   attestCmd   `cmd:"" help:"Attach a signed in-toto attestation (e.g. an SPDX SBOM) to an image digest."`

@@ -212,12 +212,9 @@ func (c *scanCmd) Run(g *Globals, a *app) error {
 		if opts.DB.CacheDir == "" {
 			opts.DB.CacheDir = scan.DefaultCacheDir(a.env)
 		}
-		for _, r := range c.DBRepository {
-			ref, err := name.ParseReference(r)
-			if err != nil {
-				return fmt.Errorf("invalid --db-repository %q: give an OCI reference such as ghcr.io/aquasecurity/trivy-db:2", r)
-			}
-			opts.DB.Repositories = append(opts.DB.Repositories, ref)
+		var err error
+		if opts.DB.Repositories, err = dbRepositories(c.DBRepository); err != nil {
+			return err
 		}
 	}
 

@@ -651,13 +651,17 @@ func TestScanRegistry(t *testing.T) {
 }
 
 // dbRegistry serves the DB of dir as trivy publishes it (an OCI artifact
-// with one tar.gz layer) at <host>/trivy-db:2, counting the requests.
-func dbRegistry(t *testing.T, dir string) (ref string, requests *atomic.Int64) {
+// with one tar.gz layer) at <host>/trivy-db:2, counting the requests, and
+// among them the blob downloads.
+func dbRegistry(t *testing.T, dir string) (ref string, requests, blobGets *atomic.Int64) {
 	t.Helper()
-	requests = new(atomic.Int64)
+	requests, blobGets = new(atomic.Int64), new(atomic.Int64)
 	h := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			blobGets.Add(1)
+		}
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -692,13 +696,14 @@ func dbRegistry(t *testing.T, dir string) (ref string, requests *atomic.Int64) {
 		t.Fatal(err)
 	}
 	requests.Store(0)
-	return ref, requests
+	blobGets.Store(0)
+	return ref, requests, blobGets
 }
 
 func TestScanDBDownload(t *testing.T) {
 	f := newFixture(t)
 	t.Chdir(t.TempDir())
-	ref, requests := dbRegistry(t, f.db)
+	ref, requests, _ := dbRegistry(t, f.db)
 	env := map[string]string{"HOME": t.TempDir()}
 
 	// Offline: even with a DB repository configured, nothing is fetched.

@@ -48,8 +48,10 @@ import (
 	"github.com/aquasecurity/trivy/pkg/scan/ospkg"
 	"github.com/aquasecurity/trivy/pkg/types"
 	"github.com/aquasecurity/trivy/pkg/vulnerability"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/owenrumney/go-sarif/v2/sarif"
 
 	"github.com/bot-core/delivery/cmd/botcore/internal/buildinfo"
@@ -306,21 +308,9 @@ func openDB(ctx context.Context, o DB, progress func(string, ...any)) (string, m
 		}
 		return o.Dir, meta, nil
 	case o.CacheDir != "":
-		dir := db.Dir(o.CacheDir)
-		var opts []db.Option
-		if len(o.Repositories) > 0 {
-			opts = append(opts, db.WithDBRepository(o.Repositories))
-		}
-		client := db.NewClient(dir, true, opts...)
-		need, err := client.NeedsUpdate(ctx, TrivyVersion(), false)
+		dir, err := refreshDB(ctx, o, progress)
 		if err != nil {
-			return "", metadata.Metadata{}, fmt.Errorf("the vulnerability DB in %s is not usable (%v): delete that directory to download it again", dir, err)
-		}
-		if need {
-			progress("downloading the vulnerability DB into %s", dir)
-			if err := client.Download(ctx, dir, ftypes.RegistryOptions{}); err != nil {
-				return "", metadata.Metadata{}, fmt.Errorf("%w (%s)", ErrDBDownload, oneLine(err))
-			}
+			return "", metadata.Metadata{}, err
 		}
 		meta, err := checkDBDir(dir)
 		if err != nil {
@@ -334,6 +324,92 @@ func openDB(ctx context.Context, o DB, progress func(string, ...any)) (string, m
 		return dir, meta, nil
 	}
 	return "", metadata.Metadata{}, errors.New("no vulnerability DB given: pass a DB directory or a cache directory")
+}
+
+// refreshDB downloads the DB into o.CacheDir/db when it is missing or due
+// for an update, and returns that directory.
+func refreshDB(ctx context.Context, o DB, progress func(string, ...any)) (string, error) {
+	dir := db.Dir(o.CacheDir)
+	client := db.NewClient(dir, true, db.WithDBRepository(o.repositories()))
+	need, err := client.NeedsUpdate(ctx, TrivyVersion(), false)
+	if err != nil {
+		return "", fmt.Errorf("the vulnerability DB in %s is not usable (%v): delete that directory to download it again", dir, err)
+	}
+	if need {
+		progress("downloading the vulnerability DB into %s from %s", dir, refList(o.repositories()))
+		if err := client.Download(ctx, dir, ftypes.RegistryOptions{}); err != nil {
+			return "", fmt.Errorf("%w (%s)", ErrDBDownload, oneLine(err))
+		}
+	}
+	return dir, nil
+}
+
+// repositories are o's DB repositories, or Trivy's own when none are given.
+func (o DB) repositories() []name.Reference {
+	if len(o.Repositories) > 0 {
+		return o.Repositories
+	}
+	var out []name.Reference
+	for _, r := range []string{db.DefaultGCRRepository, db.DefaultGHCRRepository} {
+		if ref, err := name.ParseReference(r); err == nil {
+			out = append(out, ref)
+		}
+	}
+	return out
+}
+
+func refList(refs []name.Reference) string {
+	s := make([]string, len(refs))
+	for i, r := range refs {
+		s[i] = r.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// DBDir is where o keeps the DB it downloads.
+func DBDir(o DB) string { return db.Dir(o.CacheDir) }
+
+// FetchDB brings the DB in o.CacheDir up to date without scanning anything,
+// so that every scan sharing that cache afterwards finds it fresh: a release
+// of six images downloads it once instead of six times at once.
+func FetchDB(ctx context.Context, o DB, progress func(string, ...any)) (metadata.Metadata, error) {
+	if o.CacheDir == "" {
+		return metadata.Metadata{}, errors.New("no cache directory to fetch the vulnerability DB into")
+	}
+	dir, err := refreshDB(ctx, o, progress)
+	if err != nil {
+		return metadata.Metadata{}, err
+	}
+	meta, err := checkDBDir(dir)
+	if err == nil {
+		progress("the vulnerability DB in %s is up to date (updated %s)", dir, meta.UpdatedAt.UTC().Format(time.RFC3339))
+	}
+	return meta, err
+}
+
+// CheckDB answers, in a second and without downloading, whether a scan with
+// o can have its DB: the cache holds one that needs no update, or one of the
+// repositories serves it. A release checks this before it builds anything.
+func CheckDB(ctx context.Context, o DB, progress func(string, ...any)) error {
+	if o.CacheDir == "" {
+		return errors.New("no cache directory to check for the vulnerability DB")
+	}
+	dir := db.Dir(o.CacheDir)
+	need, err := db.NewClient(dir, true).NeedsUpdate(ctx, TrivyVersion(), false)
+	if err == nil && !need {
+		progress("the vulnerability DB in %s needs no update", dir)
+		return nil
+	}
+	var failed []string
+	for _, ref := range o.repositories() {
+		desc, err := remote.Head(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+		if err == nil {
+			progress("the vulnerability DB is at %s (%s)", ref, desc.Digest)
+			return nil
+		}
+		failed = append(failed, ref.String()+": "+oneLine(err))
+	}
+	return fmt.Errorf("%w (%s)", ErrDBDownload, strings.Join(failed, "; "))
 }
 
 // oneLine flattens trivy's multi-line error lists ("1 error occurred:\n\t*
