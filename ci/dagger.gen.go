@@ -447,6 +447,13 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg trivyDb", err))
 				}
 			}
+			var trivyDbRepository []string
+			if inputArgs["trivyDbRepository"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["trivyDbRepository"]), &trivyDbRepository)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg trivyDbRepository", err))
+				}
+			}
 			var cosignKey *dagger.Secret
 			if inputArgs["cosignKey"] != nil {
 				err = json.Unmarshal([]byte(inputArgs["cosignKey"]), &cosignKey)
@@ -601,7 +608,7 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg npmToken", err))
 				}
 			}
-			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, forceRetag, recordFailure, hostServices, buildSecrets, skipStartCheck, startTimeout, pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken)
+			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, trivyDbRepository, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, forceRetag, recordFailure, hostServices, buildSecrets, skipStartCheck, startTimeout, pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken)
 		case "CheckRelease":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"dagger/bot-core/internal/dagger"
@@ -78,6 +79,11 @@ func (m *BotCore) BuildAll(
 	// kept in a cache volume.
 	// +optional
 	trivyDb *dagger.Directory,
+	// OCI repositories of Trivy's database, tried in order: a mirror, as
+	// Trivy's --db-repository (default: Trivy's own). One on this machine is
+	// reached through --host-services, e.g. tcp://127.0.0.1:5000.
+	// +optional
+	trivyDbRepository []string,
 	// Cosign private key (e.g. env:COSIGN_KEY) for key-based signing.
 	// +optional
 	cosignKey *dagger.Secret,
@@ -196,7 +202,15 @@ func (m *BotCore) BuildAll(
 	if r.tool, err = m.toolIdentity(ctx); err != nil {
 		return nil, err
 	}
-	gate, err := m.scanStage(ctx, trivyDb)
+	// The database fetch runs beside the builds; when it fails, the run ends
+	// at once with its error, whatever stage it is in.
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	db, err := m.vulnDB(ctx, fail, trivyDb, trivyDbRepository, append(slices.Clone(hostServices), registryService))
+	if err != nil {
+		return nil, err
+	}
+	gate, err := m.scanStage(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +219,11 @@ func (m *BotCore) BuildAll(
 		out = registryStage{m: m, username: registryUsername, password: registryPassword, tunnel: registryService, sign: sign, forceRetag: forceRetag}
 	}
 	start := startStage{m: m, timeout: startTimeout, skip: skipStartCheck}
-	return r.execute(ctx, buildStage{m: m, secrets: secrets, indexes: indexes}, start, gate, out)
+	dir, err := r.execute(ctx, buildStage{m: m, secrets: secrets, indexes: indexes}, start, gate, out)
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return nil, cause
+	}
+	return dir, err
 }
 
 // A stage is one step of a release (build, scan, publish, ...): it reads and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 
 	"dagger/bot-core/internal/dagger"
 
@@ -19,13 +20,62 @@ import (
 // the release with every failing image named.
 type gateStage struct {
 	tools      *dagger.Supplychain
-	db         *dagger.Directory // offline database; nil downloads into a cache volume
-	ignoreFile *dagger.File      // the source's .trivyignore, if any
+	db         vulnDB
+	ignoreFile *dagger.File // the source's .trivyignore, if any
 }
 
-func (m *BotCore) scanStage(ctx context.Context, db *dagger.Directory) (gateStage, error) {
+func (m *BotCore) scanStage(ctx context.Context, db vulnDB) (gateStage, error) {
 	ignore, err := m.optionalFile(ctx, ".trivyignore")
 	return gateStage{tools: m.supplychain(), db: db, ignoreFile: ignore}, err
+}
+
+// vulnDB is the scans' database: a directory given for offline scans, or
+// the cache volume the release fetches it into once, from repositories
+// (none: Trivy's own), and the wait for that fetch.
+type vulnDB struct {
+	offline      *dagger.Directory
+	repositories []string
+	ready        func() error
+}
+
+// vulnDB gets the database ready for the scans. With a given tool a
+// database that cannot be had ends the release here, before any build
+// (the check takes seconds); a tool the engine compiles makes the check
+// wait for that compile, so then the fetch runs beside the builds and its
+// failure ends the run through fail, as soon as it is known.
+func (m *BotCore) vulnDB(ctx context.Context, fail context.CancelCauseFunc, offline *dagger.Directory, repositories []string, services []*dagger.Service) (vulnDB, error) {
+	if offline != nil {
+		return vulnDB{offline: offline, ready: func() error { return nil }}, nil
+	}
+	var tunnels []*dagger.Service
+	for _, s := range services {
+		if s != nil {
+			tunnels = append(tunnels, s)
+		}
+	}
+	tools := m.supplychain()
+	// A new error, not a wrapped one: the engine would show the module's
+	// error alone and drop what this says around it.
+	cannot := func(err error) error {
+		return fmt.Errorf("the vulnerability database cannot be had, so nothing can be scanned or pushed (docs/offline.md): %s", err)
+	}
+	if m.Tool != nil {
+		if _, err := tools.VulnDb(ctx, dagger.SupplychainVulnDbOpts{CheckOnly: true, Repository: repositories, Tunnel: tunnels}); err != nil {
+			return vulnDB{}, cannot(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		out, err := tools.VulnDb(ctx, dagger.SupplychainVulnDbOpts{Repository: repositories, Tunnel: tunnels})
+		if err != nil {
+			err = cannot(err)
+			fail(err)
+		} else {
+			fmt.Println(out)
+		}
+		done <- err
+	}()
+	return vulnDB{repositories: repositories, ready: sync.OnceValue(func() error { return <-done })}, nil
 }
 
 func (gateStage) String() string { return "scan+sbom" }
@@ -44,6 +94,9 @@ func (s gateStage) Run(ctx context.Context, r *run) error {
 		return err
 	}
 	r.rel.Tool = tool
+	if err := s.db.ready(); err != nil {
+		return err
+	}
 	reports := make([][]imageReports, len(r.arts))
 	eg, gctx := errgroup.WithContext(ctx)
 	for i, a := range r.arts {
@@ -74,10 +127,11 @@ func (s gateStage) Run(ctx context.Context, r *run) error {
 		}
 	}
 	db := "download"
-	if s.db != nil {
+	if s.db.offline != nil {
 		db = "directory"
 	}
-	r.rel.Scan = &release.ScanPolicy{Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed, DB: db, Failed: failed}
+	r.rel.Scan = &release.ScanPolicy{Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed, DB: db,
+		DBRepositories: s.db.repositories, Failed: failed}
 	if len(failed) > 0 {
 		return fmt.Errorf("vulnerability gate (%s) failed, nothing was pushed:\n%s\n(fix or upgrade the packages, or list accepted CVEs in .trivyignore)",
 			strings.Join(r.plan.Severities, ","), strings.Join(failed, "\n"))
@@ -96,7 +150,7 @@ func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform stri
 	}()
 	res := s.tools.Scan(a.layout.Dir, platform, dagger.SupplychainScanOpts{
 		Name: a.service.Name, Severity: strings.Join(r.plan.Severities, ","), IgnoreUnfixed: r.plan.IgnoreUnfixed,
-		TrivyDb: s.db, Trivyignore: s.ignoreFile,
+		TrivyDb: s.db.offline, TrivyDbRepository: s.db.repositories, Trivyignore: s.ignoreFile,
 	})
 	passed, err := res.Passed(ctx)
 	if err != nil { // the module's error says why, and how to give it a database

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/alecthomas/kong"
+	xhttp "github.com/aquasecurity/trivy/pkg/x/http"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -231,21 +232,32 @@ func redirectingDialer(base dialFunc) dialFunc {
 	}
 }
 
-// installConnectTo wraps the dialers of the two default transports every
-// client in this process is built from: net/http's (Fulcio, Rekor, OIDC
-// token requests, and the clones cosign makes of it) and
-// go-containerregistry's (all registry calls). Clones made later inherit
-// the wrapped dialer.
+// installConnectTo wraps the dialers of the default transports every client
+// in this process is built from: net/http's (Fulcio, Rekor, OIDC token
+// requests, and the clones cosign makes of it), go-containerregistry's (all
+// registry calls) and Trivy's, which builds each client from a clone with a
+// dialer of its own (the vulnerability DB download). Clones made later
+// inherit the wrapped dialer.
 func installConnectTo() {
 	for _, rt := range []http.RoundTripper{http.DefaultTransport, remote.DefaultTransport} {
-		tr, ok := rt.(*http.Transport)
-		if !ok {
-			continue
+		if tr, ok := rt.(*http.Transport); ok {
+			redirectDials(tr)
 		}
-		base := tr.DialContext
-		if base == nil {
-			base = (&net.Dialer{}).DialContext
-		}
-		tr.DialContext = redirectingDialer(base)
 	}
+	xhttp.SetDefaultTransport(trivyTransport{xhttp.NewTransport(xhttp.Options{})})
+}
+
+func redirectDials(tr *http.Transport) {
+	base := tr.DialContext
+	if base == nil {
+		base = (&net.Dialer{}).DialContext
+	}
+	tr.DialContext = redirectingDialer(base)
+}
+
+// trivyTransport is Trivy's default transport with its dialer redirected.
+type trivyTransport struct{ xhttp.Transport }
+
+func (t trivyTransport) Build(opts ...xhttp.TransportOption) http.RoundTripper {
+	return t.Transport.Build(append(opts, redirectDials)...)
 }

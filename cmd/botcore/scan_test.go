@@ -6,6 +6,9 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/owenrumney/go-sarif/v2/sarif"
 	"io"
 	"log"
@@ -27,13 +30,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // The test images are a Debian 13 image with one dpkg package (source
@@ -666,24 +665,7 @@ func dbRegistry(t *testing.T, dir string) (ref string, requests, blobGets *atomi
 	}))
 	t.Cleanup(srv.Close)
 
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, n := range []string{"trivy.db", "metadata.json"} {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(b))})
-		tw.Write(b)
-	}
-	tw.Close()
-	zw.Close()
-	layer := static.NewLayer(buf.Bytes(), "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip")
-	img, err := mutate.Append(mutate.MediaType(empty.Image, ggcrtypes.OCIManifestSchema1), mutate.Addendum{
-		Layer:       layer,
-		Annotations: map[string]string{"org.opencontainers.image.title": "db.tar.gz"},
-	})
+	img, err := trivydbtest.Artifact(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

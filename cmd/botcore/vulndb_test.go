@@ -53,6 +53,16 @@ func TestVulnDBCheckAndFetch(t *testing.T) {
 	if requests.Load() != before {
 		t.Errorf("a fresh cache still made %d requests", requests.Load()-before)
 	}
+	// In the pipeline the mirror on the caller's loopback is reached through
+	// a tunnel (--connect-to): Trivy's own download follows it too.
+	before = blobGets.Load()
+	host := strings.SplitN(ref, "/", 2)[0]
+	port := host[strings.LastIndex(host, ":")+1:]
+	r = botcore(t, env, "", "--connect-to", "127.0.0.1:1:127.0.0.1:"+port, "vuln-db", "fetch", "--cache-dir", t.TempDir(), "--db-repository", unreachable)
+	if r.code != 0 || blobGets.Load() != before+1 {
+		t.Errorf("fetch through --connect-to (%d downloads): %s", blobGets.Load()-before, r)
+	}
+
 	r = botcore(t, env, "", "scan", "--layout", f.layout, "--cache-dir", cache, "--db-repository", unreachable, "--severity", "CRITICAL")
 	if got := gateLines(r.stderr); r.code != 1 || len(got) != 1 || got[0] != lineNext {
 		t.Errorf("scan with the fetched DB: gate %q\n%s", got, r)

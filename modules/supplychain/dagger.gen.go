@@ -533,7 +533,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg trivyignore", err))
 				}
 			}
-			return (*Supplychain).Scan(&parent, ctx, layout, platform, name, severity, ignoreUnfixed, trivyDb, trivyignore)
+			var trivyDbRepository []string
+			if inputArgs["trivyDbRepository"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["trivyDbRepository"]), &trivyDbRepository)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg trivyDbRepository", err))
+				}
+			}
+			return (*Supplychain).Scan(&parent, ctx, layout, platform, name, severity, ignoreUnfixed, trivyDb, trivyignore, trivyDbRepository)
 		case "Signer":
 			var parent Supplychain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -730,6 +737,34 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				}
 			}
 			return (*Supplychain).Verify(&parent, ctx, ref, key, certificateIdentity, certificateOidcIssuer, caRoots, certificateIdentityRegexp, certificateOidcIssuerRegexp, attestationType, recursive, insecureIgnoreTlog, insecureIgnoreSct, rekorUrl, registryUsername, registryPassword, hostServices, jsonOutput)
+		case "VulnDb":
+			var parent Supplychain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var checkOnly bool
+			if inputArgs["checkOnly"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["checkOnly"]), &checkOnly)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg checkOnly", err))
+				}
+			}
+			var repository []string
+			if inputArgs["repository"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["repository"]), &repository)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg repository", err))
+				}
+			}
+			var tunnel []*dagger.Service
+			if inputArgs["tunnel"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["tunnel"]), &tunnel)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg tunnel", err))
+				}
+			}
+			return (*Supplychain).VulnDb(&parent, ctx, checkOnly, repository, tunnel)
 		case "":
 			var parent Supplychain
 			err = json.Unmarshal(parentJSON, &parent)

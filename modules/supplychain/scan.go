@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -70,6 +73,10 @@ func (m *Supplychain) Scan(
 	// vulnerability IDs to leave out.
 	// +optional
 	trivyignore *dagger.File,
+	// OCI repositories to download the database from, tried in order, as
+	// for vuln-db (default: Trivy's).
+	// +optional
+	trivyDbRepository []string,
 ) (*ScanResult, error) {
 	category := "trivy/" + platform + "/"
 	if name != "" {
@@ -94,9 +101,11 @@ func (m *Supplychain) Scan(
 		// The exec would otherwise be replayed from the engine's cache
 		// forever; the date makes an online scan rerun (and refresh the
 		// database) once a day.
-		c = c.WithMountedCache("/trivy-cache", dag.CacheVolume("bot-core-trivy")).
-			WithEnvVariable("BOTCORE_SCAN_DAY", time.Now().UTC().Format("2006-01-02"))
+		c = trivyCache(c, trivyDbRepository)
 		args = append(args, "--cache-dir", "/trivy-cache")
+		for _, r := range trivyDbRepository {
+			args = append(args, "--db-repository", r)
+		}
 	}
 	if trivyignore != nil {
 		// Keep the file's name: trivy reads a .yaml/.yml one as YAML.
@@ -153,4 +162,66 @@ func (m *Supplychain) Scan(
 		res.Failure = lastLines(stderr, 40)
 	}
 	return res, nil
+}
+
+// trivyCache mounts the database cache that Scan and VulnDb share: one
+// volume per list of repositories (a mirror's copy is not Trivy's), so a
+// run checking one mirror never takes another's fresh copy for its own.
+func trivyCache(c *dagger.Container, repositories []string) *dagger.Container {
+	volume := "bot-core-trivy"
+	if len(repositories) > 0 {
+		sum := sha256.Sum256([]byte(strings.Join(repositories, "\n")))
+		volume += "-" + hex.EncodeToString(sum[:6])
+	}
+	// The exec would otherwise be replayed from the engine's cache forever;
+	// the date makes it rerun (and refresh the database) once a day.
+	return c.WithMountedCache("/trivy-cache", dag.CacheVolume(volume)).
+		WithEnvVariable("BOTCORE_SCAN_DAY", time.Now().UTC().Format("2006-01-02"))
+}
+
+// VulnDb checks for, or fetches, Trivy's vulnerability database in the
+// cache Scan downloads into, so that the scans of a release share one fetch
+// and a database that cannot be had is known before anything is built.
+//
+// Returns botcore's summary line.
+//
+// +cache="session"
+func (m *Supplychain) VulnDb(
+	ctx context.Context,
+	// Only say, in seconds and without downloading, whether the database
+	// can be had: fresh in the cache, or served by a repository.
+	// +optional
+	checkOnly bool,
+	// OCI repositories of the database, tried in order (Trivy's
+	// --db-repository; default: Trivy's, mirror.gcr.io then ghcr.io).
+	// +optional
+	repository []string,
+	// Services on the caller's machine that serve the repositories, e.g.
+	// tcp://127.0.0.1:5000 for a mirror on the loopback: connections to
+	// 127.0.0.1:<port> and localhost:<port> go through them.
+	// +optional
+	tunnel []*dagger.Service,
+) (string, error) {
+	var via tunnels
+	for _, svc := range tunnel {
+		var err error
+		if via, err = via.add(ctx, svc, nil); err != nil {
+			return "", err
+		}
+	}
+	verb := "fetch"
+	if checkOnly {
+		verb = "check"
+	}
+	args := []string{botcoreBin, "vuln-db", verb, "--cache-dir", "/trivy-cache"}
+	for _, r := range repository {
+		args = append(args, "--db-repository", r)
+	}
+	out, err := via.apply(trivyCache(m.Tools(), repository)).WithExec(args).Stdout(ctx)
+	var exe *dagger.ExecError
+	if errors.As(err, &exe) {
+		return "", fmt.Errorf("%s\nwithout access to Trivy's database registry, pass a mirror with --trivy-db-repository REF, or a database with --trivy-db DIR (trivy.db and metadata.json)",
+			lastLines(exe.Stderr, 20))
+	}
+	return strings.TrimSpace(out), err
 }

@@ -117,8 +117,11 @@ type ScanPolicy struct {
 	Severities    []string `json:"severities"`
 	IgnoreUnfixed bool     `json:"ignoreUnfixed"`
 	// DB is where the vulnerability database came from: "directory" (given,
-	// offline) or "download" (trivy's repository, kept in a cache volume).
+	// offline) or "download" (fetched once into a cache volume).
 	DB string `json:"db"`
+	// DBRepositories are the mirrors it was downloaded from, in the order
+	// tried; none: Trivy's own repositories.
+	DBRepositories []string `json:"dbRepositories,omitempty"`
 	// Failed names the images that did not pass ("service (platform): why");
 	// empty when every image passed.
 	Failed []string `json:"failed,omitempty"`

@@ -12633,6 +12633,7 @@ type Supplychain struct { // supplychain (../../../modules/supplychain/main.go:3
 	id       *SupplychainID
 	identity *string
 	verify   *string
+	vulnDb   *string
 }
 
 func (r *Supplychain) WithGraphQLQuery(q *querybuilder.Selection) *Supplychain {
@@ -12765,28 +12766,33 @@ type SupplychainScanOpts struct {
 	// Service or image name, used in the SARIF category trivy/<name>/<platform>/
 	// (trivy/<platform>/ without it).
 	//
-	Name string // supplychain (../../../modules/supplychain/scan.go:57:2)
+	Name string // supplychain (../../../modules/supplychain/scan.go:60:2)
 	//
 	// Severities that fail the gate, comma-separated, from UNKNOWN, LOW,
 	// MEDIUM, HIGH, CRITICAL.
 	//
 	//
 	// Default: "HIGH,CRITICAL"
-	Severity string // supplychain (../../../modules/supplychain/scan.go:61:2)
+	Severity string // supplychain (../../../modules/supplychain/scan.go:64:2)
 	//
 	// Leave out vulnerabilities that have no fixed version yet.
 	//
-	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:64:2)
+	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:67:2)
 	//
 	// Trivy vulnerability database to scan with, offline: a directory holding
 	// trivy.db and metadata.json. Without it the database is downloaded.
 	//
-	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:68:2)
+	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:71:2)
 	//
 	// Trivy ignore file (.trivyignore, or .trivyignore.yaml) of
 	// vulnerability IDs to leave out.
 	//
-	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:72:2)
+	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:75:2)
+	//
+	// OCI repositories to download the database from, tried in order, as
+	// for vuln-db (default: Trivy's).
+	//
+	TrivyDbRepository []string // supplychain (../../../modules/supplychain/scan.go:79:2)
 }
 
 // Scan runs the Trivy vulnerability gate on one platform's image.
@@ -12798,7 +12804,7 @@ type SupplychainScanOpts struct {
 //
 // Without --trivy-db the database is downloaded into the cache volume
 // bot-core-trivy and refreshed at most once a day.
-func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:48:1)
+func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:51:1)
 	assertNotNil("layout", layout)
 	q := r.query.Select("scan")
 	for i := len(opts) - 1; i >= 0; i-- {
@@ -12821,6 +12827,10 @@ func (r *Supplychain) Scan(layout *Directory, platform string, opts ...Supplycha
 		// `trivyignore` optional argument
 		if !querybuilder.IsZeroValue(opts[i].Trivyignore) {
 			q = q.Arg("trivyignore", opts[i].Trivyignore)
+		}
+		// `trivyDbRepository` optional argument
+		if !querybuilder.IsZeroValue(opts[i].TrivyDbRepository) {
+			q = q.Arg("trivyDbRepository", opts[i].TrivyDbRepository)
 		}
 	}
 	q = q.Arg("layout", layout)
@@ -13111,9 +13121,60 @@ func (r *Supplychain) Verify(ctx context.Context, ref string, opts ...Supplychai
 	return response, q.Execute(ctx)
 }
 
+// SupplychainVulnDbOpts contains options for Supplychain.VulnDb
+type SupplychainVulnDbOpts struct {
+	//
+	// Only say, in seconds and without downloading, whether the database
+	// can be had: fresh in the cache, or served by a repository.
+	//
+	CheckOnly bool // supplychain (../../../modules/supplychain/scan.go:194:2)
+	//
+	// OCI repositories of the database, tried in order (Trivy's
+	// --db-repository; default: Trivy's, mirror.gcr.io then ghcr.io).
+	//
+	Repository []string // supplychain (../../../modules/supplychain/scan.go:198:2)
+	//
+	// Services on the caller's machine that serve the repositories, e.g.
+	// tcp://127.0.0.1:5000 for a mirror on the loopback: connections to
+	// 127.0.0.1:<port> and localhost:<port> go through them.
+	//
+	Tunnel []*Service // supplychain (../../../modules/supplychain/scan.go:203:2)
+}
+
+// VulnDb checks for, or fetches, Trivy's vulnerability database in the
+// cache Scan downloads into, so that the scans of a release share one fetch
+// and a database that cannot be had is known before anything is built.
+//
+// Returns botcore's summary line.
+func (r *Supplychain) VulnDb(ctx context.Context, opts ...SupplychainVulnDbOpts) (string, error) { // supplychain (../../../modules/supplychain/scan.go:189:1)
+	if r.vulnDb != nil {
+		return *r.vulnDb, nil
+	}
+	q := r.query.Select("vulnDb")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `checkOnly` optional argument
+		if !querybuilder.IsZeroValue(opts[i].CheckOnly) {
+			q = q.Arg("checkOnly", opts[i].CheckOnly)
+		}
+		// `repository` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Repository) {
+			q = q.Arg("repository", opts[i].Repository)
+		}
+		// `tunnel` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Tunnel) {
+			q = q.Arg("tunnel", opts[i].Tunnel)
+		}
+	}
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
 // ScanResult is one image's vulnerability scan: the gate's verdict and the
 // reports, which exist whether or not the gate passed.
-type SupplychainScanResult struct { // supplychain (../../../modules/supplychain/scan.go:14:6)
+type SupplychainScanResult struct { // supplychain (../../../modules/supplychain/scan.go:17:6)
 	query *querybuilder.Selection
 
 	failure  *string
@@ -13132,7 +13193,7 @@ func (r *SupplychainScanResult) WithGraphQLQuery(q *querybuilder.Selection) *Sup
 //
 // The end of the tool's output, naming each package, vulnerability,
 // severity and fixed version that failed the gate.
-func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:21:2)
+func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:24:2)
 	if r.failure != nil {
 		return *r.failure, nil
 	}
@@ -13147,7 +13208,7 @@ func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { /
 // Vulnerabilities per severity, as a JSON object.
 //
 // E.g. {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
-func (r *SupplychainScanResult) Findings(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:34:2)
+func (r *SupplychainScanResult) Findings(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:37:2)
 	if r.findings != nil {
 		return *r.findings, nil
 	}
@@ -13209,7 +13270,7 @@ func (r *SupplychainScanResult) UnmarshalJSON(bs []byte) error {
 }
 
 // Whether the image passed the severity gate.
-func (r *SupplychainScanResult) Passed(ctx context.Context) (bool, error) { // supplychain (../../../modules/supplychain/scan.go:16:2)
+func (r *SupplychainScanResult) Passed(ctx context.Context) (bool, error) { // supplychain (../../../modules/supplychain/scan.go:19:2)
 	if r.passed != nil {
 		return *r.passed, nil
 	}
@@ -13222,7 +13283,7 @@ func (r *SupplychainScanResult) Passed(ctx context.Context) (bool, error) { // s
 }
 
 // Trivy's JSON report.
-func (r *SupplychainScanResult) Report() *File { // supplychain (../../../modules/supplychain/scan.go:23:2)
+func (r *SupplychainScanResult) Report() *File { // supplychain (../../../modules/supplychain/scan.go:26:2)
 	q := r.query.Select("report")
 
 	return &File{
@@ -13233,7 +13294,7 @@ func (r *SupplychainScanResult) Report() *File { // supplychain (../../../module
 // SARIF 2.1.0 report, category trivy/<name>/<platform>/.
 //
 // Its runs' automationDetails.id: one code-scanning category per image.
-func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules/supplychain/scan.go:27:2)
+func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules/supplychain/scan.go:30:2)
 	q := r.query.Select("sarif")
 
 	return &File{
@@ -13243,7 +13304,7 @@ func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules
 
 // The scan as a cosign vulnerability predicate (Trivy's cosign-vuln
 // format), for attest --predicate-type vuln.
-func (r *SupplychainScanResult) Vuln() *File { // supplychain (../../../modules/supplychain/scan.go:30:2)
+func (r *SupplychainScanResult) Vuln() *File { // supplychain (../../../modules/supplychain/scan.go:33:2)
 	q := r.query.Select("vuln")
 
 	return &File{
