@@ -21,7 +21,12 @@ import (
 //   - size: the runtime image as an OCI tarball.
 //
 // Run: go test -run '^$' -bench Builders -benchtime 1x -timeout 90m ./test/e2e/
+// (BOTCORE_BENCH_SERVICES=quotes,web times only those services).
 func BenchmarkBuilders(b *testing.B) {
+	services := []string{"web", "api", "digest", "quotes"}
+	if only := os.Getenv("BOTCORE_BENCH_SERVICES"); only != "" {
+		services = strings.Split(only, ",")
+	}
 	src := b.TempDir()
 	for dir, fixture := range map[string]string{"web": "create-next-app", "workspace": "rust-workspace", "digest": "openssl-digest", "quotes": "fastapi-quotes"} {
 		if out, err := exec.Command("cp", "-R", filepath.Join(repoRoot(b), "test", "e2e", "testdata", fixture), filepath.Join(src, dir)).CombinedOutput(); err != nil {
@@ -46,7 +51,10 @@ func BenchmarkBuilders(b *testing.B) {
 	comment := map[string]string{"web": "// bench %d\n", "api": "// bench %d\n", "digest": "// bench %d\n", "quotes": "# bench %d\n"}
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-7s %-12s %9s %10s %9s %9s\n", "service", "platform", "first", "unchanged", "one file", "size")
-	for _, svc := range []string{"web", "api", "digest", "quotes"} {
+	for _, svc := range services {
+		if _, ok := edits[svc]; !ok {
+			b.Fatalf("BOTCORE_BENCH_SERVICES: no service %q (web, api, digest, quotes)", svc)
+		}
 		for _, p := range []string{"linux/amd64", "linux/arm64"} {
 			tarball := filepath.Join(b.TempDir(), "image.tar")
 			build := func() time.Duration {
