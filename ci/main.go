@@ -182,7 +182,8 @@ func (m *BotCore) Build(
 	// The npm registry's token, as for build-all.
 	// +optional
 	npmToken *dagger.Secret,
-) (*dagger.Container, error) {
+) (_ *dagger.Container, rerr error) {
+	defer func() { rerr = wholeError(rerr) }()
 	man, err := m.manifest(ctx)
 	if err != nil {
 		return nil, err

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"dagger/bot-core/internal/dagger"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/bot-core/delivery/pipelines/plan"
 	"github.com/bot-core/delivery/pipelines/release"
@@ -175,7 +178,8 @@ func (m *BotCore) BuildAll(
 	// mount, never a log, a layer or release.json.
 	// +optional
 	npmToken *dagger.Secret,
-) (*dagger.Directory, error) {
+) (_ *dagger.Directory, rerr error) {
+	defer func() { rerr = wholeError(rerr) }()
 	sign := signer{key: cosignKey, keyPassword: cosignPassword, idToken: oidcToken, requestURL: oidcRequestUrl, requestToken: oidcRequestToken,
 		fulcioURL: fulcioUrl, rekorURL: rekorUrl, noTlog: noTlog, noSCT: insecureIgnoreSct, hostServices: hostServices}
 	// Everything that can be wrong with the input fails here, before any build.
@@ -344,6 +348,22 @@ func (c *clock) lap(next string) {
 }
 
 // withFlag words a plan error with build-all's own flag names.
+// wholeError keeps what this module says around a failed engine call. The
+// generated entry point reports an error chain holding one GraphQL error by
+// that error's message alone, which would drop the context the stages wrap
+// around it ("attest the SBOM of api (linux/arm64): ..."); the whole message
+// goes out instead, with the engine's details (an exec's exit code and
+// output) kept.
+func wholeError(err error) error {
+	var gql *gqlerror.Error
+	if err == nil || !errors.As(err, &gql) || err == error(gql) {
+		return err
+	}
+	// gqlerror's own text starts "input: "; the message alone reads better.
+	msg := strings.Replace(err.Error(), gql.Error(), gql.Message, 1)
+	return &gqlerror.Error{Message: msg, Extensions: gql.Extensions}
+}
+
 func withFlag(err error) error {
 	var fe *plan.FieldError
 	if !errors.As(err, &fe) {

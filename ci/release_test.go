@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/bot-core/delivery/pipelines/plan"
 	"github.com/bot-core/delivery/pipelines/services"
@@ -87,4 +90,27 @@ func captureStdout(t *testing.T, f func()) string {
 	var b bytes.Buffer
 	io.Copy(&b, r)
 	return b.String()
+}
+
+// The stages wrap the module calls' errors with what failed; the message a
+// user sees must keep that, and the engine's details must survive.
+func TestWholeError(t *testing.T) {
+	engine := &gqlerror.Error{Message: "process \"botcore attest\" did not complete successfully: exit code: 1",
+		Extensions: map[string]any{"_type": "EXEC_ERROR", "exitCode": 1}}
+	wrapped := fmt.Errorf("attest the SBOM of api (linux/arm64): %w", engine)
+	var got *gqlerror.Error
+	if !errors.As(wholeError(wrapped), &got) {
+		t.Fatalf("wholeError(%v) is no GraphQL error", wrapped)
+	}
+	want := "attest the SBOM of api (linux/arm64): " + engine.Message
+	if got.Message != want || got.Extensions["_type"] != "EXEC_ERROR" || got.Extensions["exitCode"] != 1 {
+		t.Errorf("wholeError: message %q extensions %v; want %q with the engine's extensions", got.Message, got.Extensions, want)
+	}
+	if wholeError(engine) != error(engine) || wholeError(nil) != nil {
+		t.Error("an unwrapped engine error (or nil) should pass through unchanged")
+	}
+	plain := errors.New("--start-timeout 0: give the seconds each image has to answer its health check")
+	if wholeError(plain) != plain {
+		t.Error("an error of this module's own should pass through unchanged")
+	}
 }

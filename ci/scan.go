@@ -54,10 +54,8 @@ func (m *BotCore) vulnDB(ctx context.Context, fail context.CancelCauseFunc, offl
 		}
 	}
 	tools := m.supplychain()
-	// A new error, not a wrapped one: the engine would show the module's
-	// error alone and drop what this says around it.
 	cannot := func(err error) error {
-		return fmt.Errorf("the vulnerability database cannot be had, so nothing can be scanned or pushed (docs/offline.md): %s", err)
+		return fmt.Errorf("the vulnerability database cannot be had, so nothing can be scanned or pushed (docs/offline.md): %w", err)
 	}
 	if m.Tool != nil {
 		if _, err := tools.VulnDb(ctx, dagger.SupplychainVulnDbOpts{CheckOnly: true, Repository: repositories, Tunnel: tunnels}); err != nil {
