@@ -347,7 +347,6 @@ func (c *clock) lap(next string) {
 	c.stage, c.start = next, time.Now()
 }
 
-// withFlag words a plan error with build-all's own flag names.
 // wholeError keeps what this module says around a failed engine call. The
 // generated entry point reports an error chain holding one GraphQL error by
 // that error's message alone, which would drop the context the stages wrap
@@ -364,6 +363,7 @@ func wholeError(err error) error {
 	return &gqlerror.Error{Message: msg, Extensions: gql.Extensions}
 }
 
+// withFlag words a plan error with build-all's own flag names.
 func withFlag(err error) error {
 	var fe *plan.FieldError
 	if !errors.As(err, &fe) {

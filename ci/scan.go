@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -42,17 +43,14 @@ type vulnDB struct {
 // database that cannot be had ends the release here, before any build
 // (the check takes seconds); a tool the engine compiles makes the check
 // wait for that compile, so then the fetch runs beside the builds and its
-// failure ends the run through fail, as soon as it is known.
+// failure ends the run through fail, as soon as it is known. services (the
+// caller's tunnels; nil ones are dropped in place) reach a mirror on the
+// caller's machine.
 func (m *BotCore) vulnDB(ctx context.Context, fail context.CancelCauseFunc, offline *dagger.Directory, repositories []string, services []*dagger.Service) (vulnDB, error) {
 	if offline != nil {
 		return vulnDB{offline: offline, ready: func() error { return nil }}, nil
 	}
-	var tunnels []*dagger.Service
-	for _, s := range services {
-		if s != nil {
-			tunnels = append(tunnels, s)
-		}
-	}
+	tunnels := slices.DeleteFunc(services, func(s *dagger.Service) bool { return s == nil })
 	tools := m.supplychain()
 	cannot := func(err error) error {
 		return fmt.Errorf("the vulnerability database cannot be had, so nothing can be scanned or pushed (docs/offline.md): %w", err)
