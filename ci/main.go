@@ -134,7 +134,7 @@ func (m *BotCore) Smoke(
 
 // Services lists the services declared in services.yaml (or the default
 // three), one per line: name, builder (language or dockerfile), path, port
-// and health path.
+// and health check (the path, or the health-command).
 func (m *BotCore) Services(ctx context.Context) (string, error) {
 	man, err := m.manifest(ctx)
 	if err != nil {
@@ -142,7 +142,11 @@ func (m *BotCore) Services(ctx context.Context) (string, error) {
 	}
 	var b strings.Builder
 	for _, s := range man.Services {
-		fmt.Fprintf(&b, "%s\t%s\t%s\t%d\t%s\n", s.Name, s.Builder(), s.Path, s.Port, s.Health)
+		health := s.Health
+		if s.HealthCommand != nil {
+			health = strings.Join(s.HealthCommand, " ")
+		}
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%d\t%s\n", s.Name, s.Builder(), s.Path, s.Port, health)
 	}
 	return b.String(), nil
 }
@@ -225,6 +229,7 @@ func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platfo
 		Labels:        labels,
 		Secrets:       secretsOf(s, secrets),
 		Indexes:       idx,
+		Probe:         m.probeFor(s, p),
 	})
 }
 

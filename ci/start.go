@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,11 +17,11 @@ import (
 )
 
 // startStage is the start-up gate: every image of every platform runs its
-// own entrypoint and command (arm64 under QEMU on an amd64 engine) and must
-// answer its health path within the timeout, or the release ends before
-// anything is scanned or pushed. The probe is the botcore tool, mounted into
-// the image for the check only: it needs no shell or curl in the image, and
-// the image that is published is the one built, without it.
+// own entrypoint and command (arm64 under QEMU on an amd64 engine) and its
+// declared health check must pass within the timeout, or the release ends
+// before anything is scanned or pushed. The botcore tool, mounted into the
+// image for the check only, starts the service and runs the check beside
+// it; the image that is published is the one built, without the tool.
 type startStage struct {
 	m       *BotCore
 	timeout int // seconds
@@ -91,7 +92,13 @@ func (s startStage) image(ctx context.Context, a *artifact, ctr *dagger.Containe
 	if err != nil {
 		return "", "", err
 	}
-	cmd := append([]string{startCheckPath, "start-check", "--port", strconv.Itoa(a.service.Port), "--path", a.service.Health,
+	// The health check is the one the image declares, so the gate proves
+	// what compose will run: the prober, or the service's health-command.
+	check, err := json.Marshal(a.service.Healthcheck())
+	if err != nil {
+		return "", "", err
+	}
+	cmd := append([]string{startCheckPath, "start-check", "--port", strconv.Itoa(a.service.Port), "--health-command", string(check),
 		"--timeout", strconv.Itoa(s.timeout) + "s", "--"}, append(entrypoint, args...)...)
 	out, err := ctr.WithMountedFile(startCheckPath, probe).WithExec(cmd).Stdout(ctx)
 	var ee *dagger.ExecError

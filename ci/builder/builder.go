@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"dagger/bot-core/internal/dagger"
 
+	"github.com/bot-core/delivery/pipelines/labels"
 	"github.com/bot-core/delivery/pipelines/services"
 )
 
@@ -33,6 +35,9 @@ type Spec struct {
 	// Indexes are the package indexes to install from instead of the
 	// public ones.
 	Indexes Indexes
+	// Probe is botcore-probe for Platform, put into the image when the
+	// service's health check is an HTTP path (nil for a health-command).
+	Probe *dagger.File
 }
 
 // Indexes are the package indexes a build uses (see package pkgindex).
@@ -48,7 +53,7 @@ func Build(ctx context.Context, c *dagger.Client, s Spec) (*dagger.Container, er
 		for _, k := range sortedKeys(s.Labels) {
 			ctr = ctr.WithLabel(k, s.Labels[k])
 		}
-		return ctr.
+		return withHealthcheck(ctr, s).
 			WithLabel("org.opencontainers.image.title", s.Service.Name).
 			WithExposedPort(s.Service.Port), nil
 	}
@@ -70,15 +75,25 @@ func Build(ctx context.Context, c *dagger.Client, s Spec) (*dagger.Container, er
 	for _, k := range sortedKeys(s.Labels) {
 		ctr = ctr.WithLabel(k, s.Labels[k])
 	}
-	return ctr.
+	return withHealthcheck(ctr, s).
 		WithLabel("org.opencontainers.image.title", s.Service.Name).
 		WithUser(NonRoot).
 		WithExposedPort(s.Service.Port).
 		WithEnvVariable("PORT", strconv.Itoa(s.Service.Port)), nil
 }
 
-// arch is the Debian/Go architecture name of a platform ("linux/arm64" -> "arm64").
-func arch(p dagger.Platform) string {
+// withHealthcheck declares the service's health check in the image (see
+// labels.LabelHealthcheck), with the prober it runs when it is an HTTP path.
+func withHealthcheck(ctr *dagger.Container, s Spec) *dagger.Container {
+	if s.Service.HealthCommand == nil {
+		ctr = ctr.WithFile(services.ProbePath, s.Probe.WithTimestamps(s.Epoch), dagger.ContainerWithFileOpts{Permissions: 0o755})
+	}
+	check, _ := json.Marshal(s.Service.Healthcheck()) // a []string always marshals
+	return ctr.WithLabel(labels.LabelHealthcheck, string(check))
+}
+
+// Arch is the Debian/Go architecture name of a platform ("linux/arm64" -> "arm64").
+func Arch(p dagger.Platform) string {
 	_, a, _ := strings.Cut(string(p), "/")
 	a, _, _ = strings.Cut(a, "/")
 	return a

@@ -12,8 +12,8 @@ import (
 
 func TestArchOfPlatforms(t *testing.T) {
 	for p, want := range map[dagger.Platform]string{"linux/amd64": "amd64", "linux/arm64": "arm64", "linux/arm64/v8": "arm64"} {
-		if got := arch(p); got != want {
-			t.Errorf("arch(%s) = %s, want %s", p, got, want)
+		if got := Arch(p); got != want {
+			t.Errorf("Arch(%s) = %s, want %s", p, got, want)
 		}
 	}
 }
@@ -22,7 +22,7 @@ func TestArchOfPlatforms(t *testing.T) {
 // never fails late for want of one.
 func TestEverySupportedPlatformHasARustTarget(t *testing.T) {
 	for _, p := range services.SupportedPlatforms {
-		tgt, ok := rustTargets[arch(dagger.Platform(p))]
+		tgt, ok := rustTargets[Arch(dagger.Platform(p))]
 		if !ok || tgt.triple == "" || tgt.linker == "" || tgt.crossPackages == "" || !strings.HasPrefix(tgt.triple, strings.Split(tgt.multiarch, "-")[0]) {
 			t.Errorf("%s: rust target %+v", p, tgt)
 		}

@@ -3,7 +3,6 @@ package builder
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 
 	"strings"
 
@@ -54,7 +53,6 @@ func nextjs(c *dagger.Client, s Spec) (*dagger.Container, error) {
 		WithEnvVariable("NODE_ENV", "production").
 		WithEnvVariable("NEXT_TELEMETRY_DISABLED", "1").
 		WithEnvVariable("HOSTNAME", "0.0.0.0").
-		WithLabel("com.bot-core.healthcheck", fmt.Sprintf(`node -e "fetch('http://127.0.0.1:'+process.env.PORT+'%s').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"`, s.Service.Health)).
 		WithEntrypoint([]string{"node", "server.js"}), nil
 }
 

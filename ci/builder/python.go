@@ -47,7 +47,7 @@ func python(ctx context.Context, c *dagger.Client, s Spec) (*dagger.Container, e
 
 	builder := withPipIndex(c.Container(dagger.ContainerOpts{Platform: s.Platform}).
 		From(s.Images.PythonBuilder).
-		WithMountedCache("/root/.cache/pip", c.CacheVolume("bot-core-pip-"+arch(s.Platform))), s.Indexes.Pip).
+		WithMountedCache("/root/.cache/pip", c.CacheVolume("bot-core-pip-"+Arch(s.Platform))), s.Indexes.Pip).
 		WithNewFile("/tmp/req/requirements.txt", reqs).
 		WithNewFile("/tmp/req/pyproject.toml", pyproject).
 		WithExec(sh(pipCredentials + installDependencies))
@@ -70,18 +70,14 @@ func python(ctx context.Context, c *dagger.Client, s Spec) (*dagger.Container, e
 		WithEnvVariable("PYTHONDONTWRITEBYTECODE", "1")
 	if len(s.Service.Command) == 0 {
 		return ctr.
-			WithLabel("com.bot-core.healthcheck", "/opt/venv/bin/python3 -m app.healthcheck").
 			WithEntrypoint([]string{"/opt/venv/bin/python3", "-m", "app.main"}), nil
 	}
 	// The declared command runs with the environment first on PATH, as
 	// after `source venv/bin/activate`: `uvicorn ...` and `python main.py`
-	// find the installed packages. The health check is the standard
-	// library's, so the service needs no healthcheck module of its own.
+	// find the installed packages.
 	return ctr.
 		WithEnvVariable("VIRTUAL_ENV", "/opt/venv").
 		WithEnvVariable("PATH", "/opt/venv/bin:${PATH}", dagger.ContainerWithEnvVariableOpts{Expand: true}).
-		WithLabel("com.bot-core.healthcheck", fmt.Sprintf(
-			`/opt/venv/bin/python3 -c "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:'+os.environ['PORT']+'%s', timeout=5)"`, s.Service.Health)).
 		WithEntrypoint(s.Service.Command), nil
 }
 

@@ -25,12 +25,12 @@ var rustTargets = map[string]rustTarget{
 // a distroless runtime: the crate's only one, or the one services.yaml names
 // (binary, package, features).
 func rust(c *dagger.Client, s Spec) (*dagger.Container, error) {
-	t, ok := rustTargets[arch(s.Platform)]
+	t, ok := rustTargets[Arch(s.Platform)]
 	if !ok {
 		return nil, fmt.Errorf("service %s: no Rust target for %s", s.Service.Name, s.Platform)
 	}
 	target := t.triple
-	cross := arch(s.Platform) != arch(s.BuildPlatform)
+	cross := Arch(s.Platform) != Arch(s.BuildPlatform)
 
 	// The official image brings rustup and no cross linker; Debian's rustc
 	// brings target std as a package (libstd-rust-dev:arm64). Add only what
@@ -41,7 +41,7 @@ if [ %[2]t = true ] && ! command -v %[3]s >/dev/null; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends %[4]s
 fi`, target, cross, t.linker, t.crossPackages)
 	if pkgs := s.Service.SystemPackages; len(pkgs) > 0 {
-		prepare += systemPackages(arch(s.Platform), pkgs)
+		prepare += systemPackages(Arch(s.Platform), pkgs)
 	}
 
 	out := "/out/" + s.Service.Name
@@ -100,7 +100,6 @@ cp "$(cat /tmp/executables)" %[2]s`, target, out, cargoArgs(s.Service.Cargo), s.
 	}
 	return runtime.
 		WithFile(path, outDir.File(s.Service.Name), dagger.ContainerWithFileOpts{Permissions: 0o755}).
-		WithLabel("com.bot-core.healthcheck", path+" healthcheck").
 		WithEntrypoint([]string{path}), nil
 }
 

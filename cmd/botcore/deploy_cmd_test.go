@@ -34,7 +34,8 @@ import (
 
 // deployCompose has the shape of docker-compose.prod.yml: image
 // ${DOCKER_REGISTRY}/<service>:${VERSION}, pull_policy always, the version
-// label, a healthcheck; plus a variable from the env file.
+// label, a healthcheck (python-ai-service's without a test: the image
+// declares it); plus a variable from the env file.
 const deployCompose = `name: bot-core
 services:
   rust-core-engine:
@@ -56,8 +57,8 @@ services:
     restart: unless-stopped
     labels:
       com.bot-core.version: ${VERSION}
+    # No test: deploy runs the one the image declares in its label.
     healthcheck:
-      test: ["CMD", "/app", "healthcheck"]
       interval: 1s
       timeout: 3s
       retries: 2
@@ -291,7 +292,10 @@ func TestDeploy(t *testing.T) {
 		}
 		f.checkRunning(t, project, "v1.0.0")
 		wantAll(t, r, r.stderr, "verified rust-core-engine", "verified python-ai-service", "pulling "+srv.Host+"/bot/python-ai-service@",
-			"python-ai-service: healthy", "v1.0.0 is deployed and healthy")
+			"python-ai-service: health check from the image's label: /app healthcheck", "python-ai-service: healthy", "v1.0.0 is deployed and healthy")
+		if strings.Contains(r.stderr, "rust-core-engine: health check from the image's label") {
+			t.Error("the compose file's own test for rust-core-engine was replaced by the image's")
+		}
 		wantAll(t, r, r.stdout, "rust-core-engine", "healthy")
 	})
 
@@ -687,7 +691,13 @@ func (f *deployFixture) composeUp(t *testing.T, project, version string) (string
 	if err := os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"auths":{"`+f.srv.Host+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("docker", "compose", "--project-name", project, "--file", f.compose, "up", "--detach", "--wait")
+	// Plain compose cannot read the label an image declares its health
+	// check in: the operator's file names the test, as docker-compose.prod.yml does.
+	tests := filepath.Join(cfg, "tests.yml")
+	if err := os.WriteFile(tests, []byte("services:\n  python-ai-service:\n    healthcheck:\n      test: [\"CMD\", \"/app\", \"healthcheck\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("docker", "compose", "--project-name", project, "--file", f.compose, "--file", tests, "up", "--detach", "--wait")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "DOCKER_HOST=" + f.eng.Host, "DOCKER_CONFIG=" + cfg,
 		"DOCKER_REGISTRY=" + f.srv.Host + "/bot", "VERSION=" + version}
 	out, err := cmd.CombinedOutput()

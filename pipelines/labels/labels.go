@@ -26,6 +26,14 @@ const (
 	LabelTitle    = "org.opencontainers.image.title"
 )
 
+// LabelHealthcheck is the health check an image declares, as a JSON array
+// in exec form (["/usr/local/bin/botcore-probe", "http://127.0.0.1:8080/health"]).
+// OCI image configs have no HEALTHCHECK and the engine does not set
+// Docker's, so the label carries it: the start-up gate runs it, and
+// `botcore deploy` gives it to compose for a service whose compose file
+// names no health test.
+const LabelHealthcheck = "com.bot-core.healthcheck"
+
 // Meta carries the facts about an image that become its OCI labels, so that
 // registries (e.g. GHCR linking a package to its repository through
 // org.opencontainers.image.source) and users can trace an image back to its

@@ -31,9 +31,14 @@ type Service struct {
 	// Language picks a native builder; a service with a Dockerfile has none.
 	Language string `yaml:"language,omitempty" json:"language,omitempty"`
 	// Path of the service's source, relative to the source root.
-	Path   string `yaml:"path" json:"path"`
-	Port   int    `yaml:"port" json:"port"`
-	Health string `yaml:"health" json:"health"`
+	Path string `yaml:"path" json:"path"`
+	Port int    `yaml:"port" json:"port"`
+	// Health is the HTTP path that answers below 400 when the service is
+	// healthy; the pipeline puts a small static prober into the image for
+	// it (ProbePath). HealthCommand instead is a command of the image's own
+	// that exits 0 when healthy. A service gives one of the two.
+	Health        string  `yaml:"health,omitempty" json:"health,omitempty"`
+	HealthCommand Command `yaml:"health-command,omitempty" json:"healthCommand,omitempty"`
 	// Command starts a Python service (default: python3 -m app.main).
 	Command Command `yaml:"command,omitempty" json:"command,omitempty"`
 	Cargo   `yaml:",inline"`
@@ -166,11 +171,39 @@ func (m Manifest) Validate() error {
 		if s.Port < 1 || s.Port > 65535 {
 			errs = append(errs, fmt.Errorf("%s: port %d is not a TCP port", where, s.Port))
 		}
-		if !strings.HasPrefix(s.Health, "/") {
-			errs = append(errs, fmt.Errorf("%s: health %q must be an HTTP path starting with /", where, s.Health))
-		}
+		errs = append(errs, s.validateHealth(where)...)
 	}
 	return errors.Join(errs...)
+}
+
+func (s Service) validateHealth(where string) []error {
+	switch {
+	case s.HealthCommand != nil && s.Health != "":
+		return []error{fmt.Errorf("%s: give either health (an HTTP path the pipeline probes) or health-command (a command in the image), not both", where)}
+	case s.HealthCommand != nil:
+		if len(s.HealthCommand) == 0 || s.HealthCommand[0] == "" {
+			return []error{fmt.Errorf("%s: health-command is empty", where)}
+		}
+	case s.Health == "":
+		return []error{fmt.Errorf("%s: no health check: give health: /health (an HTTP path answering below 400 when healthy) or health-command: [...] (a command in the image exiting 0)", where)}
+	case !strings.HasPrefix(s.Health, "/") || strings.ContainsAny(s.Health, " \t\n#"):
+		return []error{fmt.Errorf("%s: health %q must be an HTTP path starting with / (for a command, use health-command)", where, s.Health)}
+	}
+	return nil
+}
+
+// ProbePath is where the pipeline puts its HTTP prober in an image whose
+// service declares a health path.
+const ProbePath = "/usr/local/bin/botcore-probe"
+
+// Healthcheck is the command the image declares as its health check, in
+// exec form: the service's health-command, or the prober fetching its
+// health path on its port.
+func (s Service) Healthcheck() []string {
+	if s.HealthCommand != nil {
+		return slices.Clone(s.HealthCommand)
+	}
+	return []string{ProbePath, fmt.Sprintf("http://127.0.0.1:%d%s", s.Port, s.Health)}
 }
 
 // Names the pipeline sets itself: a build arg of that name would be ignored

@@ -1,6 +1,7 @@
 package services
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,6 +58,10 @@ services:
 		{"services:\n  - {name: a, language: rust, features: ['tls;rm'], path: a, port: 1, health: /h}", `features: "tls;rm" is not a cargo feature`},
 		{"services:\n  - {name: a, language: rust, system-packages: ['libssl-dev:arm64'], path: a, port: 1, health: /h}", `system-packages: "libssl-dev:arm64" is not a Debian package name`},
 		{"services:\n  - {name: a, language: python, system-packages: [libpq-dev], path: a, port: 1, health: /h}", "system-packages apply to rust services"},
+		{"services:\n  - {name: a, language: rust, path: a, port: 1}", `services[0] "a": no health check: give health: /health`},
+		{"services:\n  - {name: a, language: rust, path: a, port: 1, health: /h, health-command: [x]}", "give either health (an HTTP path the pipeline probes) or health-command"},
+		{"services:\n  - {name: a, language: rust, path: a, port: 1, health-command: []}", "health-command is empty"},
+		{"services:\n  - {name: a, language: rust, path: a, port: 1, health: '/h x'}", `health "/h x" must be an HTTP path starting with / (for a command, use health-command)`},
 	} {
 		_, err := ParseManifest([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -125,6 +130,25 @@ services:
 	for i, want := range []string{"uvicorn|main:app|--host|0.0.0.0|--port|8000", "python3|my app.py", ""} {
 		if got := strings.Join(m.Services[i].Command, "|"); got != want {
 			t.Errorf("service %d: command %q, want %q", i, got, want)
+		}
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	m, err := ParseManifest([]byte(`
+services:
+  - {name: web, language: nextjs, path: web, port: 3000, health: '/api/health?deep=1'}
+  - {name: worker, dockerfile: Dockerfile, path: worker, port: 9000, health-command: /bin/worker --ping}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]string{
+		{ProbePath, "http://127.0.0.1:3000/api/health?deep=1"},
+		{"/bin/worker", "--ping"},
+	} {
+		if got := m.Services[i].Healthcheck(); !slices.Equal(got, want) {
+			t.Errorf("%s: Healthcheck() = %q, want %q", m.Services[i].Name, got, want)
 		}
 	}
 }

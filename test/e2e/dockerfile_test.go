@@ -98,6 +98,7 @@ func TestDockerfileService(t *testing.T) {
 			if c.Labels["org.opencontainers.image.version"] != "v1.2.0" || c.Labels["org.opencontainers.image.title"] != "web" {
 				t.Errorf("%s: labels %v", plat, c.Labels)
 			}
+			checkDeclaredHealthcheck(t, img, plat, []string{probePath, "http://127.0.0.1:8080/"})
 			files := imageFiles(t, img, "srv/token-length", "srv/site-title", "srv/node_modules/http-server/package.json")
 			// BuildKit keys no cache on a secret's value, so a step cached by
 			// an earlier build with another token keeps that one's length.
@@ -117,7 +118,8 @@ func TestDockerfileService(t *testing.T) {
 	t.Run("the start-up gate ran the Dockerfile's entrypoint on both platforms", func(t *testing.T) {
 		for _, plat := range []string{"linux/amd64", "linux/arm64"} {
 			got := rel.StartCheck.Results["web "+plat]
-			if !strings.HasPrefix(got, "healthy after") || !strings.Contains(got, "GET / on port 8080 answered 200") {
+			// The prober the pipeline put into the image answered.
+			if !strings.HasPrefix(got, "healthy after") || !strings.Contains(got, "GET http://127.0.0.1:8080/ answered 200") {
 				t.Errorf("%s: the start-up check said %q", plat, got)
 			}
 		}
@@ -161,6 +163,36 @@ func TestDockerfileService(t *testing.T) {
 
 // imageFiles reads the named files (paths without the leading slash) from
 // the image's flattened filesystem.
+// probePath is where the pipeline puts its HTTP prober (services.ProbePath).
+const probePath = "/usr/local/bin/botcore-probe"
+
+// checkDeclaredHealthcheck checks the health check img declares in its
+// label, and that the prober is in the image, built for its platform,
+// exactly when that check uses it.
+func checkDeclaredHealthcheck(t *testing.T, img v1.Image, plat string, want []string) {
+	t.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := json.Unmarshal([]byte(cf.Config.Labels["com.bot-core.healthcheck"]), &got); err != nil || !slices.Equal(got, want) {
+		t.Errorf("%s: label com.bot-core.healthcheck = %q, want %q", plat, cf.Config.Labels["com.bot-core.healthcheck"], want)
+	}
+	prober := imageFiles(t, img, probePath[1:])[probePath[1:]]
+	if want[0] != probePath {
+		if prober != "" {
+			t.Errorf("%s: the image declares its own health command, yet carries the prober", plat)
+		}
+		return
+	}
+	// ELF e_machine, little-endian at offset 18: 62 x86-64, 183 AArch64.
+	machine := map[string]int{"linux/amd64": 62, "linux/arm64": 183}[plat]
+	if len(prober) < 20 || prober[:4] != "\x7fELF" || int(prober[18])|int(prober[19])<<8 != machine {
+		t.Errorf("%s: %s is not an ELF executable for the platform (%d bytes)", plat, probePath, len(prober))
+	}
+}
+
 func imageFiles(t *testing.T, img v1.Image, paths ...string) map[string]string {
 	t.Helper()
 	layers, err := img.Layers()

@@ -40,7 +40,8 @@ import (
 // The Python and npm packages come from the index and registry given to
 // build-all, each wanting a credential that must show up nowhere.
 //
-// Every image of both platforms starts and answers its health path. Then
+// Every image of both platforms starts and passes the health check it
+// declares: the prober the pipeline adds, or quotes' own health-command. Then
 // each way to get a project wrong stops with the sentence that says so.
 func TestProjectsAsTheyAre(t *testing.T) {
 	src := t.TempDir()
@@ -66,7 +67,9 @@ func TestProjectsAsTheyAre(t *testing.T) {
 		web    = "  - {name: web, language: nextjs, path: web, port: 3000, health: /}\n"
 		api    = "  - {name: api, language: rust, path: workspace, package: api-server, binary: api, features: [greeting], port: 8080, health: /health}\n"
 		digest = "  - {name: digest, language: rust, path: digest, system-packages: [libssl-dev], port: 8080, health: /health}\n"
-		quotes = "  - {name: quotes, language: python, path: quotes, command: uvicorn main:app --host 0.0.0.0 --port 8000, port: 8000, health: /health}\n"
+		// quotes checks its health with a command of its own, not the prober.
+		quotes = "  - {name: quotes, language: python, path: quotes, command: uvicorn main:app --host 0.0.0.0 --port 8000, port: 8000,\n" +
+			"     health-command: [python3, -c, \"import urllib.request as u; print('quotes health', u.urlopen('http://127.0.0.1:8000/health').status)\"]}\n"
 	)
 	write("services.yaml", "services:\n"+web+api+digest+quotes)
 	debian := newDebianArchive(t)
@@ -88,12 +91,20 @@ func TestProjectsAsTheyAre(t *testing.T) {
 		t.Fatalf("release.json lists %d services, want web, api, digest and quotes", len(rel.Services))
 	}
 	for _, svc := range rel.Services {
-		health := map[string]string{"web": "GET / on port 3000", "api": "GET /health on port 8080", "quotes": "GET /health on port 8000", "digest": "GET /health on port 8080"}[svc.Name]
+		// What each image declares, and what its check said in the gate.
+		check := map[string][]string{"web": {probePath, "http://127.0.0.1:3000/"}, "api": {probePath, "http://127.0.0.1:8080/health"},
+			"digest": {probePath, "http://127.0.0.1:8080/health"},
+			"quotes": {"python3", "-c", "import urllib.request as u; print('quotes health', u.urlopen('http://127.0.0.1:8000/health').status)"}}[svc.Name]
+		said := "GET " + check[len(check)-1] + " answered 200"
+		if svc.Name == "quotes" {
+			said = "quotes health 200"
+		}
 		for _, p := range []string{"linux/amd64", "linux/arm64"} {
-			if got := rel.StartCheck.Results[svc.Name+" "+p]; !strings.Contains(got, health+" answered 200") {
-				t.Errorf("%s %s: the start-up check said %q", svc.Name, p, got)
+			if got := rel.StartCheck.Results[svc.Name+" "+p]; !strings.HasSuffix(got, ": "+said) {
+				t.Errorf("%s %s: the start-up check said %q, want %q", svc.Name, p, got, said)
 			}
 			img := layoutImage(t, filepath.Join(out, svc.Layout), p)
+			checkDeclaredHealthcheck(t, img, p, check)
 			switch svc.Name {
 			case "web":
 				files := imageFiles(t, img, "app/server.js", "app/public/next.svg")
@@ -145,6 +156,8 @@ func TestProjectsAsTheyAre(t *testing.T) {
 		name, manifest, want string
 		before               func()
 	}{
+		{"a health path the app does not serve", strings.Replace(web, "health: /}", "health: /nope}", 1),
+			"its health check /usr/local/bin/botcore-probe http://127.0.0.1:3000/nope did not pass within 30s (last: status 1: botcore-probe: GET http://127.0.0.1:3000/nope answered 404)", nil},
 		{"two binaries and no binary:", strings.Replace(api, " binary: api,", "", 1),
 			"service api: the build made 2 executables (api migrate): name the one to ship with binary: in services.yaml", nil},
 		{"a Python service without its command", strings.Replace(quotes, " command: uvicorn main:app --host 0.0.0.0 --port 8000,", "", 1),
@@ -160,7 +173,7 @@ func TestProjectsAsTheyAre(t *testing.T) {
 		if c.before != nil {
 			c.before()
 		}
-		stderr, err := daggerCallErr(t, repoRoot(t), append(call, "--platforms", "linux/amd64", "export", "--path", t.TempDir())...)
+		stderr, err := daggerCallErr(t, repoRoot(t), append(call, "--platforms", "linux/amd64", "--start-timeout", "30", "export", "--path", t.TempDir())...)
 		if err == nil || !strings.Contains(stderr, c.want) {
 			t.Errorf("%s: build-all did not stop saying %q (%v):\n%s", c.name, c.want, err, tail(stderr, 20))
 		}

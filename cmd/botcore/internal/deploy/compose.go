@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/bot-core/delivery/pipelines/labels"
 )
 
 // environ is the compose process's environment for version, as a map and
@@ -205,10 +208,27 @@ func (d *Deployer) up(ctx context.Context, rel *Release, rollback bool) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	project, err := d.load(ctx, rel.Version)
+	if err != nil {
+		return err
+	}
 	var pins bytes.Buffer
-	pins.WriteString("# Written by botcore deploy: the verified digest of each service.\nservices:\n")
+	pins.WriteString("# Written by botcore deploy: the verified digest of each service,\n" +
+		"# and the health check its image declares where the compose file names none.\nservices:\n")
 	for _, img := range rel.Images {
 		fmt.Fprintf(&pins, "  %s:\n    image: %s\n", strconv.Quote(img.Service), strconv.Quote(img.Pinned))
+		test, timings, err := d.declaredHealthcheck(ctx, project, img)
+		if err != nil {
+			return err
+		}
+		if test != nil {
+			js, _ := json.Marshal(test) // JSON's arrays and strings are YAML too
+			fmt.Fprintf(&pins, "    healthcheck:\n      test: %s\n", js)
+			if timings {
+				pins.WriteString("      interval: 10s\n      timeout: 5s\n      retries: 3\n")
+			}
+			d.Log("%s: health check from the image's label: %s", img.Service, strings.Join(test[1:], " "))
+		}
 	}
 	pinFile := filepath.Join(dir, "pins.yml")
 	if err := os.WriteFile(pinFile, pins.Bytes(), 0o644); err != nil {
@@ -224,6 +244,36 @@ func (d *Deployer) up(ctx context.Context, rel *Release, rollback bool) error {
 		return fmt.Errorf("docker compose up of %s failed: %w", rel.Version, err)
 	}
 	return nil
+}
+
+// declaredHealthcheck is the compose test for img's service when the
+// compose file names none: the health check its image declares
+// (labels.LabelHealthcheck; OCI images have no HEALTHCHECK), read from the
+// pulled image. timings is true when the service has no healthcheck block
+// at all, so the override also gives the probe's pace. nil when the compose
+// file has a test, disables the check, or the image declares none.
+func (d *Deployer) declaredHealthcheck(ctx context.Context, project *types.Project, img Image) (test []string, timings bool, err error) {
+	svc, err := project.GetService(img.Service)
+	if err != nil {
+		return nil, false, err
+	}
+	if hc := svc.HealthCheck; hc != nil && (hc.Disable || len(hc.Test) > 0) {
+		return nil, false, nil
+	}
+	ins, err := d.Docker.ImageInspect(ctx, img.Pinned)
+	if err != nil {
+		return nil, false, fmt.Errorf("cannot read the health check the image of %s declares: %w", img.Service, err)
+	}
+	if ins.Config == nil || ins.Config.Labels[labels.LabelHealthcheck] == "" {
+		return nil, false, nil
+	}
+	raw := ins.Config.Labels[labels.LabelHealthcheck]
+	var cmd []string
+	if err := json.Unmarshal([]byte(raw), &cmd); err != nil || len(cmd) == 0 || cmd[0] == "" {
+		return nil, false, fmt.Errorf("the image of %s (%s) declares the health check %q (label %s), which is not a JSON array of a command and its arguments",
+			img.Service, img.Pinned, raw, labels.LabelHealthcheck)
+	}
+	return append([]string{"CMD"}, cmd...), svc.HealthCheck == nil, nil
 }
 
 // CheckCompose makes sure `docker compose` (the Compose v2 CLI plugin)

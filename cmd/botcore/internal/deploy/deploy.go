@@ -13,7 +13,9 @@
 //     reference the compose file names);
 //  5. up: `docker compose ... up --detach --pull never`, with an override
 //     file pinning each service's image to the verified digest, so compose
-//     runs exactly what was verified even if a tag moves meanwhile;
+//     runs exactly what was verified even if a tag moves meanwhile, and
+//     giving a service whose compose file names no health test the check
+//     its image declares (label com.bot-core.healthcheck);
 //  6. wait until every service's container is healthy (Docker health
 //     status; running, for a service without a healthcheck);
 //  7. when up or the wait fails: bring back the digests recorded in step 3

@@ -38,7 +38,8 @@ func BuildApp(t testing.TB) string {
 
 // AppIndex is a one-platform (linux/<host arch>) image index whose image
 // runs `/app serve` with the OCI title and version labels set to service
-// and version, and BROKEN=1 when broken (its /health then answers 503).
+// and version, declares `/app healthcheck` as its health check, and has
+// BROKEN=1 when broken (its /health then answers 503).
 func AppIndex(t testing.TB, bin, service, version string, broken bool) v1.ImageIndex {
 	t.Helper()
 	data, err := os.ReadFile(bin)
@@ -85,6 +86,8 @@ func AppIndex(t testing.TB, bin, service, version string, broken bool) v1.ImageI
 	cf.Config.Labels = map[string]string{
 		"org.opencontainers.image.title":   service,
 		"org.opencontainers.image.version": version,
+		// The health check the image declares, as the pipeline's images do.
+		"com.bot-core.healthcheck": `["` + AppPath + `","healthcheck"]`,
 	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {

@@ -1,6 +1,6 @@
-// Package startcheck starts a service's command and waits for its HTTP
-// health answer, so a release can prove every image starts before anything
-// is pushed. It runs inside the image being checked (as build-all's start-up
+// Package startcheck starts a service's command and waits for its health
+// answer (an HTTP path, or the health command the image declares), so a
+// release can prove every image starts before anything is pushed. It runs inside the image being checked (as build-all's start-up
 // gate does), where there may be no shell and no curl: only this binary.
 package startcheck
 
@@ -23,6 +23,10 @@ type Check struct {
 	// Port and Path are where the service answers its health check.
 	Port int
 	Path string
+	// Probe, when set, is the health check instead of GET Path: a command
+	// run beside the service (the image's declared healthcheck) that exits
+	// 0 when it is healthy.
+	Probe []string
 	// Timeout bounds the wait for a healthy answer.
 	Timeout time.Duration
 	// Interval is the pause between probes (default 500ms).
@@ -31,8 +35,11 @@ type Check struct {
 
 // Result says how a healthy start went.
 type Result struct {
-	After  time.Duration
+	After time.Duration
+	// Status is the HTTP answer (0 for a Probe command).
 	Status int
+	// Answer says what passed, e.g. "GET /health on port 8080 answered 200".
+	Answer string
 }
 
 // Failure is a start that did not become healthy: the reason and the
@@ -72,8 +79,10 @@ func Run(ctx context.Context, c Check) (Result, error) {
 	go func() { exited <- cmd.Wait() }()
 	defer stop(cmd, exited)
 
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", c.Port, c.Path)
-	client := &http.Client{Timeout: 2 * time.Second}
+	probe, what := c.httpProbe(), "answering GET "+c.Path
+	if len(c.Probe) > 0 {
+		probe, what = c.commandProbe, "its health check "+strings.Join(c.Probe, " ")+" passed"
+	}
 	deadline := time.NewTimer(c.Timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(c.Interval)
@@ -83,24 +92,73 @@ func Run(ctx context.Context, c Check) (Result, error) {
 		select {
 		case err := <-exited:
 			exited <- err // for stop
-			return Result{}, &Failure{Reason: fmt.Sprintf("it exited (%s) %s after starting, before answering GET %s", exitStatus(err), since(start), c.Path), Log: out.lines()}
+			return Result{}, &Failure{Reason: fmt.Sprintf("it exited (%s) %s after starting, before %s", exitStatus(err), since(start), what), Log: out.lines()}
 		case <-deadline.C:
-			return Result{}, &Failure{Reason: fmt.Sprintf("it did not answer GET %s on port %d within %s (last probe: %s)", c.Path, c.Port, c.Timeout, last), Log: out.lines()}
+			return Result{}, &Failure{Reason: c.late(last), Log: out.lines()}
 		case <-ctx.Done():
 			return Result{}, ctx.Err()
 		case <-tick.C:
-			resp, err := client.Get(url)
-			if err != nil {
-				last = err.Error()
+			res, failed := probe(ctx)
+			if failed != "" {
+				last = failed
 				continue
 			}
-			resp.Body.Close()
-			if resp.StatusCode < 400 {
-				return Result{After: time.Since(start), Status: resp.StatusCode}, nil
-			}
-			last = resp.Status
+			res.After = time.Since(start)
+			return res, nil
 		}
 	}
+}
+
+func (c Check) late(last string) string {
+	if len(c.Probe) > 0 {
+		return fmt.Sprintf("its health check %s did not pass within %s (last: %s)", strings.Join(c.Probe, " "), c.Timeout, last)
+	}
+	return fmt.Sprintf("it did not answer GET %s on port %d within %s (last probe: %s)", c.Path, c.Port, c.Timeout, last)
+}
+
+// A probe either passes (a Result) or says why not.
+type probe func(ctx context.Context) (Result, string)
+
+func (c Check) httpProbe() probe {
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", c.Port, c.Path)
+	client := &http.Client{Timeout: 2 * time.Second}
+	return func(ctx context.Context) (Result, string) {
+		resp, err := client.Get(url)
+		if err != nil {
+			return Result{}, err.Error()
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 400 {
+			return Result{}, resp.Status
+		}
+		return Result{Status: resp.StatusCode, Answer: fmt.Sprintf("GET %s on port %d answered %d", c.Path, c.Port, resp.StatusCode)}, ""
+	}
+}
+
+// probeTimeout bounds one run of a Probe command, as compose's timeout does.
+const probeTimeout = 10 * time.Second
+
+func (c Check) commandProbe(ctx context.Context) (Result, string) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, c.Probe[0], c.Probe[1:]...).CombinedOutput()
+	said := strings.Join(strings.Fields(string(out)), " ")
+	if len(said) > 300 {
+		said = said[:300] + "..."
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return Result{}, fmt.Sprintf("no result within %s", probeTimeout)
+		}
+		if said == "" {
+			return Result{}, exitStatus(err)
+		}
+		return Result{}, exitStatus(err) + ": " + said
+	}
+	if said == "" {
+		said = strings.Join(c.Probe, " ") + " exited 0"
+	}
+	return Result{Answer: said}, ""
 }
 
 // stop ends the service: SIGTERM to its process group, SIGKILL after 5 s.

@@ -15,7 +15,20 @@ import (
 
 // The test binary doubles as the service under check: with
 // STARTCHECK_SERVICE set it behaves as that mode says and never runs tests.
+// With the argument "probe" it is a health command: GET /health on $PORT.
 func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == "probe" {
+		resp, err := http.Get("http://127.0.0.1:" + os.Getenv("PORT") + "/health")
+		if err != nil {
+			fmt.Println("probe:", err)
+			os.Exit(1)
+		}
+		fmt.Println("probe: the service said", resp.Status)
+		if resp.StatusCode >= 400 {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	switch mode := os.Getenv("STARTCHECK_SERVICE"); mode {
 	case "":
 		os.Exit(m.Run())
@@ -112,6 +125,36 @@ func TestFailures(t *testing.T) {
 				t.Error("the service still runs after a failed check")
 			}
 		})
+	}
+}
+
+func TestHealthCommand(t *testing.T) {
+	c, portFree := check(t, "healthy", "", 20*time.Second)
+	c.Probe = []string{c.Command[0], "probe"}
+	res, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answer != "probe: the service said 200 OK" || res.After < 300*time.Millisecond {
+		t.Errorf("result %+v: want the probe's own words after the service's start-up delay", res)
+	}
+	if !portFree() {
+		t.Error("the service still listens after the check")
+	}
+
+	c, _ = check(t, "unhealthy", "", 2*time.Second)
+	c.Probe = []string{c.Command[0], "probe"}
+	_, err = Run(context.Background(), c)
+	for _, w := range []string{"its health check " + c.Command[0] + " probe did not pass within 2s", "(last: status 1: probe: the service said 503 Service Unavailable)", "listening on"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("an unhealthy service's check: %v, want it to say %q", err, w)
+		}
+	}
+
+	c, _ = check(t, "crash", "", 2*time.Second)
+	c.Probe = []string{"/bin/true"}
+	if _, err = Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "it exited (status 3)") {
+		t.Errorf("a crashing service's check: %v", err)
 	}
 }
 

@@ -1,0 +1,45 @@
+package main
+
+import (
+	_ "embed"
+
+	"dagger/bot-core/builder"
+	"dagger/bot-core/internal/dagger"
+
+	"github.com/bot-core/delivery/pipelines/services"
+)
+
+// probeSource is botcore-probe (probe/main.go), the HTTP health check the
+// pipeline puts into images. It is compiled in the engine for each target
+// platform rather than shipped: the module carries only its source.
+//
+//go:embed probe/main.go
+var probeSource string
+
+// probe is botcore-probe compiled for p: cross-compiled on the engine's own
+// platform, static, and without a build id, so one source and one Go image
+// give the same bytes, and the layer holding it the same digest.
+func (m *BotCore) probe(p dagger.Platform) *dagger.File {
+	return dag.Container().From(m.GoImage).
+		WithEnvVariable("CGO_ENABLED", "0").
+		WithEnvVariable("GOOS", "linux").
+		WithEnvVariable("GOARCH", builder.Arch(p)).
+		// The standard library only: nothing to download, no toolchain switch.
+		WithEnvVariable("GOTOOLCHAIN", "local").
+		WithEnvVariable("GOPROXY", "off").
+		WithEnvVariable("GOFLAGS", "").
+		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("bot-core-probe-go-build")).
+		WithNewFile("/src/main.go", probeSource).
+		WithWorkdir("/src").
+		WithExec([]string{"go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", "/out/botcore-probe", "main.go"}).
+		File("/out/botcore-probe")
+}
+
+// probeFor is the prober s's image needs: none when its health check is a
+// command of its own.
+func (m *BotCore) probeFor(s services.Service, p dagger.Platform) *dagger.File {
+	if s.HealthCommand != nil {
+		return nil
+	}
+	return m.probe(p)
+}
