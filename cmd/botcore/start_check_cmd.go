@@ -9,11 +9,11 @@ import (
 )
 
 type startCheckCmd struct {
-	Port    int           `required:"" help:"TCP port the service listens on."`
+	Port          int           `required:"" help:"TCP port the service listens on."`
 	Path          string        `help:"HTTP path that answers below 400 when the service is healthy (default /health)."`
 	HealthCommand string        `name:"health-command" placeholder:"JSON" help:"The health check instead of --path: a command as a JSON array, e.g. '[\"/usr/local/bin/botcore-probe\",\"http://127.0.0.1:8080/health\"]', run beside the service until it exits 0."`
 	Timeout       time.Duration `default:"3m" help:"How long the service has to become healthy."`
-	Command []string      `arg:"" passthrough:"" help:"The service's command: its entrypoint and arguments (after --)."`
+	Command       []string      `arg:"" passthrough:"" help:"The service's command: its entrypoint and arguments (after --)."`
 }
 
 func (c *startCheckCmd) Validate() error {
