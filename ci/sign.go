@@ -115,7 +115,7 @@ func newProvenance(ctx context.Context, m *BotCore, r *run) (provenanceRun, erro
 	return provenanceRun{m: m, buildPlatform: buildPlatform, build: provenance.Build{
 		Version: r.plan.Version, Services: names, Platforms: r.plan.Platforms, Registry: r.plan.Registry.Prefix(),
 		GitRef: q.GitRef, GitSHA: q.GitSHA, SourceURL: q.SourceURL, SourceDateEpoch: int64(q.Epoch),
-		Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed, PipIndexes: r.pipIndexes, NpmRegistry: r.npmRegistry,
+		Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed, PipIndexes: r.pipIndexes, NpmRegistry: r.npmRegistry, CargoRegistry: r.cargoRegistry,
 		BuilderVersion: map[string]string{"dagger": engine},
 		Tool:           r.rel.Tool,
 		InvocationID:   "urn:build-all:" + strings.ToLower(rand.Text()),
@@ -131,6 +131,10 @@ func (p provenanceRun) predicates(ctx context.Context, a *artifact) (map[string]
 		bases, err := builder.Bases(ctx, builder.Spec{Service: a.service, Source: p.m.Source.Directory(a.service.Path), Platform: dagger.Platform(plat), BuildPlatform: p.buildPlatform, Images: p.m.images()})
 		if err != nil {
 			return nil, err
+		}
+		if a.service.HealthCommand == nil {
+			// botcore-probe, compiled in the Go image, is in the image too.
+			bases = append(bases, builder.Base{Ref: p.m.GoImage, Platform: p.buildPlatform})
 		}
 		b := p.build
 		b.BaseImages = nil

@@ -149,8 +149,8 @@ func TestDockerfileService(t *testing.T) {
 						}
 					}
 				}
-				if !slices.Equal(bases, []string{"node:20-trixie", "node:20-trixie-slim"}) {
-					t.Errorf("%s: provenance bases %q, want the Dockerfile's FROM images", plat, bases)
+				if !slices.Equal(bases, []string{"node:20-trixie", "node:20-trixie-slim", "golang:1.26-bookworm"}) {
+					t.Errorf("%s: provenance bases %q, want the Dockerfile's FROM images and the Go image the prober was built in", plat, bases)
 				}
 			}
 		}
@@ -161,8 +161,6 @@ func TestDockerfileService(t *testing.T) {
 	})
 }
 
-// imageFiles reads the named files (paths without the leading slash) from
-// the image's flattened filesystem.
 // probePath is where the pipeline puts its HTTP prober (services.ProbePath).
 const probePath = "/usr/local/bin/botcore-probe"
 
@@ -193,6 +191,8 @@ func checkDeclaredHealthcheck(t *testing.T, img v1.Image, plat string, want []st
 	}
 }
 
+// imageFiles reads the named files (paths without the leading slash) from
+// the image's flattened filesystem.
 func imageFiles(t *testing.T, img v1.Image, paths ...string) map[string]string {
 	t.Helper()
 	layers, err := img.Layers()

@@ -379,8 +379,8 @@ func checkProvenance(t *testing.T, s *sigstoretest.Sigstore, policy []string, re
 				}
 			}
 		}
-		if source != 1 || bases != 2 || tools != 1 {
-			t.Errorf("%s: resolvedDependencies %+v, want the source, the Rust builder and runtime and the botcore tool", ref, bd.ResolvedDependencies)
+		if source != 1 || bases != 3 || tools != 1 {
+			t.Errorf("%s: resolvedDependencies %+v, want the source, the Rust builder and runtime, the Go image of the prober and the botcore tool", ref, bd.ResolvedDependencies)
 		}
 		m := rd.Metadata
 		if m.InvocationID == "" || m.StartedOn.IsZero() || m.FinishedOn.Before(m.StartedOn) || time.Since(m.StartedOn) > time.Hour {
