@@ -36,7 +36,7 @@ func TestStartCheckStopsABrokenImage(t *testing.T) {
 		}
 		for _, want := range []string{"start-up check failed, nothing was pushed",
 			"python-ai-service linux/amd64: it exited (status 1)", "python-ai-service linux/arm64: it exited (status 1)",
-			"before answering GET /health", "No module named 'settings_nobody_wrote'"} {
+			"before its health check /usr/local/bin/botcore-probe http://127.0.0.1:8000/health passed", "No module named 'settings_nobody_wrote'"} {
 			if !strings.Contains(stderr, want) {
 				t.Errorf("the failure does not say %q:\n%s", want, tail(stderr, 40))
 			}
