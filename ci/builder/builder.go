@@ -42,9 +42,8 @@ type Spec struct {
 
 // Indexes are the package indexes a build uses (see package pkgindex).
 type Indexes struct {
-	Pip   PipIndex
-	Npm   NpmRegistry
-	Cargo CargoRegistry
+	Pip PipIndex
+	Npm NpmRegistry
 }
 
 // Build returns the runtime container of one service for one platform.

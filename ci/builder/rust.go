@@ -6,7 +6,6 @@ import (
 
 	"dagger/bot-core/internal/dagger"
 
-	"github.com/bot-core/delivery/pipelines/pkgindex"
 	"github.com/bot-core/delivery/pipelines/services"
 )
 
@@ -78,7 +77,6 @@ cp "$(cat /tmp/executables)" %[2]s`, target, out, cargoArgs(s.Service.Cargo), s.
 		WithMountedCache("/cargo/git", c.CacheVolume("bot-core-cargo-git")).
 		WithExec(sh(prepare)).
 		WithEnvVariable("CARGO_TARGET_"+envName(target)+"_LINKER", t.linker)
-	builder = withCargoRegistry(builder, s.Indexes.Cargo)
 	if len(s.Service.SystemPackages) > 0 && cross {
 		// pkg-config finds the target's libraries (libssl-dev:arm64's .pc
 		// files), for the target's build only, not build scripts' own.
@@ -103,29 +101,6 @@ cp "$(cat /tmp/executables)" %[2]s`, target, out, cargoArgs(s.Service.Cargo), s.
 	return runtime.
 		WithFile(path, outDir.File(s.Service.Name), dagger.ContainerWithFileOpts{Permissions: 0o755}).
 		WithEntrypoint([]string{path}), nil
-}
-
-// CargoRegistry is the crates.io mirror cargo fetches from, and its token
-// (nil without).
-type CargoRegistry struct {
-	pkgindex.Cargo
-	Token *dagger.Secret
-}
-
-// withCargoRegistry points cargo at the mirror through CARGO_HOME's
-// configuration (the project's own .cargo/config.toml still wins). The
-// token is a secret variable: cargo reads CARGO_REGISTRIES_<NAME>_TOKEN, and
-// the build's output is a directory, so it reaches no layer.
-func withCargoRegistry(ctr *dagger.Container, reg CargoRegistry) *dagger.Container {
-	cfg := reg.Config()
-	if cfg == "" {
-		return ctr
-	}
-	ctr = ctr.WithNewFile("/cargo/config.toml", cfg)
-	if reg.Token != nil {
-		ctr = ctr.WithSecretVariable("CARGO_REGISTRIES_"+envName(pkgindex.CargoMirrorName)+"_TOKEN", reg.Token)
-	}
-	return ctr
 }
 
 // cargoArgs are the services.yaml choices as cargo build arguments, each
