@@ -154,10 +154,11 @@ func packageIndexes(f indexFlags) (builder.Indexes, error) {
 	pip := builder.PipIndex{Pip: pkgindex.Pip{IndexURL: f.pipIndexURL, ExtraIndexURLs: f.pipExtraIndexURLs, FindLinks: f.pipFindLinks,
 		WithCredentials: f.pipCredentials != nil}, Credentials: f.pipCredentials}
 	npm := builder.NpmRegistry{Npm: pkgindex.Npm{Registry: f.npmRegistry, WithToken: f.npmToken != nil}, Token: f.npmToken}
-	if err := errors.Join(pip.Check(), npm.Check()); err != nil {
+	cargo := builder.CargoRegistry{Cargo: pkgindex.Cargo{Registry: f.cargoRegistry, WithToken: f.cargoToken != nil}, Token: f.cargoToken}
+	if err := errors.Join(pip.Check(), npm.Check(), cargo.Check()); err != nil {
 		return builder.Indexes{}, err
 	}
-	return builder.Indexes{Pip: pip, Npm: npm}, nil
+	return builder.Indexes{Pip: pip, Npm: npm, Cargo: cargo}, nil
 }
 
 // indexFlags are build-all's (and build's) package index flags.
@@ -168,4 +169,6 @@ type indexFlags struct {
 	pipCredentials    *dagger.Secret
 	npmRegistry       string
 	npmToken          *dagger.Secret
+	cargoRegistry     string
+	cargoToken        *dagger.Secret
 }

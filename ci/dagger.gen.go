@@ -328,7 +328,21 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg npmToken", err))
 				}
 			}
-			return (*BotCore).Build(&parent, ctx, service, platform, version, sourceDateEpoch, buildSecrets, pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken)
+			var cargoRegistry string
+			if inputArgs["cargoRegistry"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["cargoRegistry"]), &cargoRegistry)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg cargoRegistry", err))
+				}
+			}
+			var cargoToken *dagger.Secret
+			if inputArgs["cargoToken"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["cargoToken"]), &cargoToken)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg cargoToken", err))
+				}
+			}
+			return (*BotCore).Build(&parent, ctx, service, platform, version, sourceDateEpoch, buildSecrets, pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken, cargoRegistry, cargoToken)
 		case "BuildAll":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)
@@ -608,7 +622,21 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg npmToken", err))
 				}
 			}
-			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, trivyDbRepository, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, forceRetag, recordFailure, hostServices, buildSecrets, skipStartCheck, startTimeout, pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken)
+			var cargoRegistry string
+			if inputArgs["cargoRegistry"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["cargoRegistry"]), &cargoRegistry)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg cargoRegistry", err))
+				}
+			}
+			var cargoToken *dagger.Secret
+			if inputArgs["cargoToken"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["cargoToken"]), &cargoToken)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg cargoToken", err))
+				}
+			}
+			return (*BotCore).BuildAll(&parent, ctx, version, services, platforms, registry, registryUsername, registryPassword, registryService, buildOnly, gitRef, gitSha, pr, sourceUrl, sourceDateEpoch, severity, ignoreUnfixed, trivyDb, trivyDbRepository, cosignKey, cosignPassword, oidcToken, oidcRequestUrl, oidcRequestToken, fulcioUrl, rekorUrl, noTlog, insecureIgnoreSct, allowUnsigned, forceRetag, recordFailure, hostServices, buildSecrets, skipStartCheck, startTimeout, pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken, cargoRegistry, cargoToken)
 		case "CheckRelease":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)

@@ -186,6 +186,12 @@ func (m *BotCore) Build(
 	// The npm registry's token, as for build-all.
 	// +optional
 	npmToken *dagger.Secret,
+	// The cargo registry mirroring crates.io, as for build-all.
+	// +optional
+	cargoRegistry string,
+	// The cargo registry's token, as for build-all.
+	// +optional
+	cargoToken *dagger.Secret,
 ) (_ *dagger.Container, rerr error) {
 	defer func() { rerr = wholeError(rerr) }()
 	man, err := m.manifest(ctx)
@@ -207,7 +213,7 @@ func (m *BotCore) Build(
 	if err != nil {
 		return nil, err
 	}
-	idx, err := packageIndexes(indexFlags{pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken})
+	idx, err := packageIndexes(indexFlags{pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken, cargoRegistry, cargoToken})
 	if err != nil {
 		return nil, err
 	}

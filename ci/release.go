@@ -178,6 +178,20 @@ func (m *BotCore) BuildAll(
 	// mount, never a log, a layer or release.json.
 	// +optional
 	npmToken *dagger.Secret,
+	// A cargo registry mirroring crates.io that Rust services fetch crates
+	// from, given as its sparse index, e.g.
+	// sparse+https://nexus.example.com/repository/cargo/ (cargo's source
+	// replacement; Cargo.lock's checksums still apply, and a project's own
+	// .cargo/config.toml, e.g. vendored crates, takes precedence). Recorded
+	// as given: no credentials in the URL, see --cargo-token.
+	// +optional
+	cargoRegistry string,
+	// The token for --cargo-registry, e.g. env://CARGO_TOKEN: reaches cargo
+	// as a secret variable of the build step, never a log, a layer or
+	// release.json. The registry must ask for it (auth-required in its
+	// config.json), as private registries do.
+	// +optional
+	cargoToken *dagger.Secret,
 ) (_ *dagger.Directory, rerr error) {
 	defer func() { rerr = wholeError(rerr) }()
 	sign := signer{key: cosignKey, keyPassword: cosignPassword, idToken: oidcToken, requestURL: oidcRequestUrl, requestToken: oidcRequestToken,
@@ -198,11 +212,11 @@ func (m *BotCore) BuildAll(
 	if err != nil {
 		return nil, err
 	}
-	indexes, err := packageIndexes(indexFlags{pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken})
+	indexes, err := packageIndexes(indexFlags{pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken, cargoRegistry, cargoToken})
 	if err != nil {
 		return nil, err
 	}
-	r.pipIndexes, r.npmRegistry = indexes.Pip.URLs(), indexes.Npm.Registry
+	r.pipIndexes, r.npmRegistry, r.cargoRegistry = indexes.Pip.URLs(), indexes.Npm.Registry, indexes.Cargo.Registry
 	if r.tool, err = m.toolIdentity(ctx); err != nil {
 		return nil, err
 	}
@@ -256,6 +270,8 @@ type run struct {
 	// provenance (none: PyPI).
 	pipIndexes  []string
 	npmRegistry string
+	// cargoRegistry is the crates.io mirror the Rust services fetched from.
+	cargoRegistry string
 	// tool waits for the botcore tool's identity (see toolIdentity).
 	tool func() (*release.Tool, error)
 }

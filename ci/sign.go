@@ -115,7 +115,7 @@ func newProvenance(ctx context.Context, m *BotCore, r *run) (provenanceRun, erro
 	return provenanceRun{m: m, buildPlatform: buildPlatform, build: provenance.Build{
 		Version: r.plan.Version, Services: names, Platforms: r.plan.Platforms, Registry: r.plan.Registry.Prefix(),
 		GitRef: q.GitRef, GitSHA: q.GitSHA, SourceURL: q.SourceURL, SourceDateEpoch: int64(q.Epoch),
-		Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed, PipIndexes: r.pipIndexes, NpmRegistry: r.npmRegistry,
+		Severities: r.plan.Severities, IgnoreUnfixed: r.plan.IgnoreUnfixed, PipIndexes: r.pipIndexes, NpmRegistry: r.npmRegistry, CargoRegistry: r.cargoRegistry,
 		BuilderVersion: map[string]string{"dagger": engine},
 		Tool:           r.rel.Tool,
 		InvocationID:   "urn:build-all:" + strings.ToLower(rand.Text()),

@@ -42,8 +42,9 @@ type Spec struct {
 
 // Indexes are the package indexes a build uses (see package pkgindex).
 type Indexes struct {
-	Pip PipIndex
-	Npm NpmRegistry
+	Pip   PipIndex
+	Npm   NpmRegistry
+	Cargo CargoRegistry
 }
 
 // Build returns the runtime container of one service for one platform.

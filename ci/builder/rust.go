@@ -6,6 +6,7 @@ import (
 
 	"dagger/bot-core/internal/dagger"
 
+	"github.com/bot-core/delivery/pipelines/pkgindex"
 	"github.com/bot-core/delivery/pipelines/services"
 )
 
@@ -69,14 +70,16 @@ cp "$(cat /tmp/executables)" %[2]s`, target, out, cargoArgs(s.Service.Cargo), s.
 
 	builder := c.Container(dagger.ContainerOpts{Platform: s.BuildPlatform}).
 		From(s.Images.RustBuilder).
-		// CARGO_HOME holds the registry and git caches; keep them in volumes
-		// shared by every Rust service.
+		// CARGO_HOME (the registry and git caches) is one volume shared by
+		// every Rust build, whole: cargo's package-cache lock lives at its
+		// root, so builds running at once (two platforms of one service)
+		// take turns unpacking a crate instead of colliding.
 		WithEnvVariable("CARGO_HOME", "/cargo").
 		WithEnvVariable("PATH", "/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").
-		WithMountedCache("/cargo/registry", c.CacheVolume("bot-core-cargo-registry")).
-		WithMountedCache("/cargo/git", c.CacheVolume("bot-core-cargo-git")).
+		WithMountedCache("/cargo", c.CacheVolume("bot-core-cargo-home")).
 		WithExec(sh(prepare)).
 		WithEnvVariable("CARGO_TARGET_"+envName(target)+"_LINKER", t.linker)
+	builder = withCargoRegistry(builder, s.Indexes.Cargo)
 	if len(s.Service.SystemPackages) > 0 && cross {
 		// pkg-config finds the target's libraries (libssl-dev:arm64's .pc
 		// files), for the target's build only, not build scripts' own.
@@ -101,6 +104,32 @@ cp "$(cat /tmp/executables)" %[2]s`, target, out, cargoArgs(s.Service.Cargo), s.
 	return runtime.
 		WithFile(path, outDir.File(s.Service.Name), dagger.ContainerWithFileOpts{Permissions: 0o755}).
 		WithEntrypoint([]string{path}), nil
+}
+
+// CargoRegistry is the crates.io mirror cargo fetches from, and its token
+// (nil without).
+type CargoRegistry struct {
+	pkgindex.Cargo
+	Token *dagger.Secret
+}
+
+// withCargoRegistry points cargo at the mirror through /.cargo/config.toml:
+// cargo reads the configuration of the directories above the project's
+// (/src) after the project's own, so a project's .cargo/config.toml still
+// wins; CARGO_HOME is the shared cache volume, where a build's settings must
+// not stay behind. The token is a secret variable: cargo reads
+// CARGO_REGISTRIES_<NAME>_TOKEN, and the build's output is a directory, so
+// it reaches no layer.
+func withCargoRegistry(ctr *dagger.Container, reg CargoRegistry) *dagger.Container {
+	cfg := reg.Config()
+	if cfg == "" {
+		return ctr
+	}
+	ctr = ctr.WithNewFile("/.cargo/config.toml", cfg)
+	if reg.Token != nil {
+		ctr = ctr.WithSecretVariable("CARGO_REGISTRIES_"+envName(pkgindex.CargoMirrorName)+"_TOKEN", reg.Token)
+	}
+	return ctr
 }
 
 // cargoArgs are the services.yaml choices as cargo build arguments, each

@@ -57,6 +57,9 @@ type Build struct {
 	// NpmRegistry is the npm registry the Next.js services installed from
 	// (npmRegistry; left out for registry.npmjs.org).
 	NpmRegistry string
+	// CargoRegistry is the crates.io mirror the Rust services fetched
+	// crates from (cargoRegistry; left out for crates.io).
+	CargoRegistry string
 	// BaseImages are the images the builders started from, digest-qualified.
 	BaseImages []BaseImage
 	// Tool is the botcore binary that scanned, SBOM'd and attested; nil
@@ -107,6 +110,9 @@ func Predicate(b Build) (*slsa.Provenance, error) {
 	}
 	if b.NpmRegistry != "" {
 		fields["npmRegistry"] = b.NpmRegistry
+	}
+	if b.CargoRegistry != "" {
+		fields["cargoRegistry"] = b.CargoRegistry
 	}
 	params, err := structpb.NewStruct(fields)
 	if err != nil {

@@ -240,6 +240,7 @@ func TestPackageIndexParameters(t *testing.T) {
 	b := sample()
 	b.PipIndexes = []string{"https://nexus.example.com/repository/pypi/simple", "https://wheels.internal/"}
 	b.NpmRegistry = "https://nexus.example.com/repository/npm/"
+	b.CargoRegistry = "sparse+https://nexus.example.com/repository/cargo/"
 	p, err := Predicate(b)
 	if err != nil {
 		t.Fatal(err)
@@ -251,11 +252,14 @@ func TestPackageIndexParameters(t *testing.T) {
 	if got := p.GetBuildDefinition().GetExternalParameters().GetFields()["npmRegistry"].GetStringValue(); got != b.NpmRegistry {
 		t.Errorf("npmRegistry = %q", got)
 	}
+	if got := p.GetBuildDefinition().GetExternalParameters().GetFields()["cargoRegistry"].GetStringValue(); got != b.CargoRegistry {
+		t.Errorf("cargoRegistry = %q", got)
+	}
 	p, err = Predicate(sample())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"pipIndexes", "npmRegistry"} {
+	for _, k := range []string{"pipIndexes", "npmRegistry", "cargoRegistry"} {
 		if _, ok := p.GetBuildDefinition().GetExternalParameters().GetFields()[k]; ok {
 			t.Errorf("%s recorded for a build that used the public index", k)
 		}

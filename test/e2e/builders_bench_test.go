@@ -42,7 +42,7 @@ func BenchmarkBuilders(b *testing.B) {
 		b.Fatal(err)
 	}
 	debian := newDebianArchive(b)
-	debian.vendorCrates(rustCrateRoots, filepath.Join(src, "workspace"), filepath.Join(src, "digest"))
+	vendorCrates(b, debian.crateSources(rustCrateRoots), filepath.Join(src, "workspace"), filepath.Join(src, "digest"))
 	index := servePyIndex(b, debian.pythonWheels(pythonIndexPackages...), "botcore", pipPassword)
 	b.Setenv("PIP_CREDENTIALS", "botcore:"+pipPassword)
 

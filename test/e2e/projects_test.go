@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,8 +29,10 @@ import (
 //     openssl-sys: with system-packages: [libssl-dev], cross-compiled for
 //     arm64 against libssl-dev:arm64, and its libraries shipped in the
 //     runtime. Both Rust projects build from real crates (axum, tokio,
-//     hyper, serde_json, openssl, ...), vendored from Debian's packages of
-//     their sources;
+//     hyper, serde_json, openssl, ...) from Debian's packages of their
+//     sources: the workspace vendors them (its .cargo/config.toml), digest
+//     fetches them from the private cargo registry given to build-all
+//     (--cargo-registry, --cargo-token), which this test serves;
 //   - quotes: a FastAPI project (testdata/fastapi-quotes) with a
 //     pyproject.toml and no requirements.txt, started by its command
 //     (uvicorn main:app ...), installed from a package index this test
@@ -37,8 +40,8 @@ import (
 //     packages, FastAPI, Starlette, uvicorn, pydantic and pydantic-core, the
 //     last as one wheel per architecture.
 //
-// The Python and npm packages come from the index and registry given to
-// build-all, each wanting a credential that must show up nowhere.
+// The crates, Python and npm packages come from the registries and index
+// given to build-all, each wanting a credential that must show up nowhere.
 //
 // Every image of both platforms starts and passes the health check it
 // declares: the prober the pipeline adds, or quotes' own health-command. Then
@@ -73,13 +76,22 @@ func TestProjectsAsTheyAre(t *testing.T) {
 	)
 	write("services.yaml", "services:\n"+web+api+digest+quotes)
 	debian := newDebianArchive(t)
-	debian.vendorCrates(rustCrateRoots, filepath.Join(src, "workspace"), filepath.Join(src, "digest"))
+	crates := debian.crateSources(rustCrateRoots)
+	vendorCrates(t, crates, filepath.Join(src, "workspace"))
+	// digest has no vendor/: its crates come from the registry.
+	if err := os.RemoveAll(filepath.Join(src, "digest", ".cargo")); err != nil {
+		t.Fatal(err)
+	}
+	cargo := serveCargoRegistry(t, crates, cargoToken)
+	cargo.lockToRegistry(t, filepath.Join(src, "digest"))
+	t.Setenv("CARGO_TOKEN", cargoToken)
 	index := servePyIndex(t, debian.pythonWheels(pythonIndexPackages...), "botcore", pipPassword)
 	t.Setenv("PIP_CREDENTIALS", "botcore:"+pipPassword)
 	npm := serveNpmProxy(t, npmToken)
 	t.Setenv("NPM_TOKEN", npmToken)
 	call := []string{"--source", src, "--tool", hostTool(t).path, "build-all", "--trivy-db", offlineDB(t), "--version", "v0.3.0", "--build-only",
-		"--pip-index-url", index.URL, "--pip-credentials", "env://PIP_CREDENTIALS", "--npm-registry", npm.URL, "--npm-token", "env://NPM_TOKEN"}
+		"--pip-index-url", index.URL, "--pip-credentials", "env://PIP_CREDENTIALS", "--npm-registry", npm.URL, "--npm-token", "env://NPM_TOKEN",
+		"--cargo-registry", cargo.Index, "--cargo-token", "env://CARGO_TOKEN"}
 
 	out := t.TempDir()
 	logs, err := daggerCallErr(t, repoRoot(t), append(call, "export", "--path", out)...)
@@ -142,6 +154,23 @@ func TestProjectsAsTheyAre(t *testing.T) {
 			t.Errorf("pip did not fetch %s from the index (fetched: %v)", w, fetched)
 		}
 	}
+	// cargo fetched every crate digest locks from the registry given, with
+	// its token; the workspace kept to its own vendored crates.
+	downloaded, refused := cargo.counts()
+	lockedCrates := regexp.MustCompile(`(?m)^name = "([^"]+)"\nversion = "([^"]+)"\nsource = "registry\+`).
+		FindAllStringSubmatch(string(mustRead(t, filepath.Join(src, "digest", "Cargo.lock"))), -1)
+	for _, m := range lockedCrates {
+		if downloaded[m[1]+"-"+m[2]] == 0 {
+			t.Errorf("cargo did not fetch %s %s from the registry given (fetched: %v)", m[1], m[2], downloaded)
+		}
+	}
+	for nv := range downloaded {
+		if strings.HasPrefix(nv, "axum-") || strings.HasPrefix(nv, "tokio-") {
+			t.Errorf("cargo fetched %s, which only the workspace uses, from the registry: its own .cargo/config.toml should win", nv)
+		}
+	}
+	t.Logf("cargo fetched %d crates from the registry given (%d requests without the token)", len(downloaded), refused)
+
 	// npm ci fetched every package the app needs on any platform from the
 	// registry given, with its token: the registry's own cache volume
 	// starts empty.
@@ -179,7 +208,7 @@ func TestProjectsAsTheyAre(t *testing.T) {
 		}
 		logs += stderr
 	}
-	checkNoSecrets(t, []byte(logs), out, "", pipPassword, npmToken)
+	checkNoSecrets(t, []byte(logs), out, "", pipPassword, npmToken, cargoToken)
 }
 
 // pythonIndexPackages are the Debian packages the test's Python index
@@ -219,6 +248,18 @@ func requiredNpmPackages(t *testing.T, lockfile string) int {
 	}
 	return n
 }
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// cargoToken is the cargo registry's token, planted likewise.
+var cargoToken = "cargo-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-PLANTED"
 
 // npmToken is the npm registry's token, planted likewise.
 var npmToken = "npm_" + strconv.FormatInt(time.Now().UnixNano(), 36) + "PLANTED"
