@@ -82,6 +82,10 @@ type imageReports struct {
 	vuln                  *dagger.File // cosign vulnerability predicate
 	findings              map[string]int
 	failure               string // the gate's verdict; empty when it passed
+	// layers and analyzed: how many layers the image has and how many
+	// Trivy had to read (none when an image with the same layers was
+	// scanned before).
+	layers, analyzed int
 }
 
 func (s gateStage) Run(ctx context.Context, r *run) error {
@@ -107,7 +111,7 @@ func (s gateStage) Run(ctx context.Context, r *run) error {
 	if err := eg.Wait(); err != nil {
 		return err
 	}
-	var failed []string
+	var failed, reused []string
 	for i, a := range r.arts {
 		for j, p := range r.plan.Platforms {
 			rep := reports[i][j]
@@ -120,7 +124,15 @@ func (s gateStage) Run(ctx context.Context, r *run) error {
 			if rep.failure != "" {
 				failed = append(failed, fmt.Sprintf("%s (%s): %s", a.service.Name, p, rep.failure))
 			}
+			if rep.layers > 0 && rep.analyzed == 0 {
+				reused = append(reused, fmt.Sprintf("%s (%s)", a.service.Name, p))
+			}
 		}
+	}
+	// Say what a relabelled release did not redo (modules/README.md).
+	if len(reused) > 0 {
+		fmt.Printf("scan+sbom: no layer read again for %d of %d images (same layers scanned before): %s\n",
+			len(reused), len(r.arts)*len(r.plan.Platforms), strings.Join(reused, ", "))
 	}
 	db := "download"
 	if s.db.offline != nil {
@@ -157,6 +169,12 @@ func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform stri
 		if rep.failure, err = res.Failure(ctx); err != nil {
 			return imageReports{}, err
 		}
+	}
+	if rep.layers, err = res.Layers(ctx); err != nil {
+		return imageReports{}, fmt.Errorf("scan %s %s: %w", a.service.Name, platform, err)
+	}
+	if rep.analyzed, err = res.LayersAnalyzed(ctx); err != nil {
+		return imageReports{}, fmt.Errorf("scan %s %s: %w", a.service.Name, platform, err)
 	}
 	counts, err := res.Findings(ctx)
 	if err != nil {

@@ -39,10 +39,11 @@ type CLI struct {
 	Scan     scanCmd     `cmd:"" help:"Scan an image (registry, OCI layout or tarball) for vulnerable packages with Trivy; fails on HIGH and CRITICAL findings."`
 	VulnDB   vulnDBCmd   `cmd:"" name:"vuln-db" help:"Check for or fetch Trivy's vulnerability DB ahead of the scans that use it."`
 	Sbom     sbomCmd     `cmd:"" help:"Write the SPDX 2.3 JSON SBOM of an image (registry, OCI layout or tarball) with Syft."`
-	Sign     signCmd     `cmd:"" help:"Sign images by digest with cosign, keylessly (Fulcio) or with a key."`
-	Attest   attestCmd   `cmd:"" help:"Attach a signed in-toto attestation (e.g. an SPDX SBOM) to an image digest."`
-	Verify   verifyCmd   `cmd:"" help:"Verify the cosign signature (and optionally an attestation) of an image."`
-	Deploy   deployCmd   `cmd:"" help:"Deploy a release with docker compose: verify every image's signature, pull, up, wait for health, roll back on failure (--dry-run prints the plan)."`
+
+	Sign   signCmd   `cmd:"" help:"Sign images by digest with cosign, keylessly (Fulcio) or with a key."`
+	Attest attestCmd `cmd:"" help:"Attach a signed in-toto attestation (e.g. an SPDX SBOM) to an image digest."`
+	Verify verifyCmd `cmd:"" help:"Verify the cosign signature (and optionally an attestation) of an image."`
+	Deploy deployCmd `cmd:"" help:"Deploy a release with docker compose: verify every image's signature, pull, up, wait for health, roll back on failure (--dry-run prints the plan)."`
 
 	StartCheck startCheckCmd `cmd:"" name:"start-check" help:"Start a service's command and wait for its HTTP health answer, then stop it: build-all's start-up gate runs this inside every image before anything is pushed."`
 

@@ -130,6 +130,7 @@ type scanCmd struct {
 	SARIF         string   `name:"sarif" placeholder:"FILE" help:"Write a SARIF 2.1.0 report (trivy's) to FILE, e.g. for GitHub code scanning (written even when the scan fails the gate)."`
 	SARIFCategory string   `name:"sarif-category" placeholder:"ID" help:"Set every SARIF run's automationDetails.id to ID, e.g. trivy/<service>/<platform>/: GitHub code scanning keeps one analysis per ID, so the reports of several images for one commit do not replace each other (needs --sarif)."`
 	CosignVuln    string   `name:"cosign-vuln" placeholder:"FILE" help:"Write the scan as a cosign vulnerability predicate (Trivy's cosign-vuln format) to FILE, for attest --type vuln (written even when the scan fails the gate)."`
+	LayerCache    string   `name:"layer-cache" placeholder:"DIR" help:"Keep Trivy's analysis of each layer in DIR (its fanal cache, keyed by the layer's diff ID and the analyzers' versions): a later scan with the same DIR reads only the layers it has not seen, whatever image they are in, e.g. a new version of unchanged sources; one scan at a time per DIR (default: none, every layer is read)."`
 	Findings      string   `name:"findings" placeholder:"FILE" help:"Write the number of vulnerabilities of each of the five severities to FILE, as one JSON object (severity to count, zeros included), counted as in the JSON report, so without the ignored ones (written even when the scan fails the gate)."`
 
 	// jsonFile is set when --json was given a file name (see takeJSONFile):
@@ -187,6 +188,7 @@ type scanSummary struct {
 	Findings     []scan.Finding `json:"findings"`
 	FailOn       []string       `json:"fail_on"`
 	Failed       int            `json:"failed"`
+	Layers       scan.Layers    `json:"layers"`
 }
 
 func (c *scanCmd) Run(g *Globals, a *app) error {
@@ -204,6 +206,7 @@ func (c *scanCmd) Run(g *Globals, a *app) error {
 		IgnoreFile:    ignoreFile,
 		Progress:      a.progress,
 		Log:           a.stderr,
+		LayerCache:    c.LayerCache,
 	}
 	if c.DBDir != "" {
 		opts.DB.Dir = c.DBDir
@@ -258,7 +261,7 @@ func (c *scanCmd) Run(g *Globals, a *app) error {
 		err = a.printJSON(scanSummary{
 			Image: img.Name, Platform: img.Platform.String(), Digest: img.Digest.String(),
 			TrivyVersion: scan.TrivyVersion(), DBDir: res.DBDir, DBUpdatedAt: res.DBUpdatedAt,
-			Counts: res.Counts(), Findings: nonNil(res.Findings), FailOn: c.Severity, Failed: len(failing),
+			Counts: res.Counts(), Findings: nonNil(res.Findings), FailOn: c.Severity, Failed: len(failing), Layers: res.Layers,
 		})
 	} else {
 		err = c.printTable(a, img, res)

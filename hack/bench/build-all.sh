@@ -29,7 +29,7 @@ seconds() { # label command...
 GOEXPERIMENT=jsonv2 go run ./test/trivydbtest/write-db "$work/trivy-db"
 
 build_all() { # extra args...
-  dagger call --source "$src" build-all --trivy-db "$work/trivy-db" --version v1.0.0 --source-date-epoch "$epoch" "$@" export --path "$work/out"
+  dagger call --source "$src" build-all --trivy-db "$work/trivy-db" --version "${version:-v1.0.0}" --source-date-epoch "$epoch" "$@" export --path "$work/out"
 }
 
 prune() { dagger core engine local-cache prune >/dev/null 2>&1; }
@@ -47,6 +47,9 @@ else
   seconds "warm-up, linux/amd64 + linux/arm64" build_all
 fi
 seconds "no-change rerun" build_all
+# Same sources, new version: every image differs only in its labels, so the
+# layer analysis and the SBOM catalogs are the previous run's.
+version=v1.0.1 seconds "new version, unchanged sources" build_all
 echo "// changed by hack/bench $(date +%s%N)" >>"$src/examples/bot-core/python-ai-service/app/model.py"
 seconds "one-file change (python-ai-service)" build_all
 

@@ -89,12 +89,14 @@ func (r *Supplychain) UnmarshalJSON(bs []byte) error {
 
 func (r ScanResult) MarshalJSON() ([]byte, error) {
 	var concrete struct {
-		Passed   bool
-		Failure  string
-		Report   *dagger.File
-		Sarif    *dagger.File
-		Vuln     *dagger.File
-		Findings string
+		Passed         bool
+		Failure        string
+		Report         *dagger.File
+		Sarif          *dagger.File
+		Vuln           *dagger.File
+		Findings       string
+		Layers         int
+		LayersAnalyzed int
 	}
 	concrete.Passed = r.Passed
 	concrete.Failure = r.Failure
@@ -102,17 +104,21 @@ func (r ScanResult) MarshalJSON() ([]byte, error) {
 	concrete.Sarif = r.Sarif
 	concrete.Vuln = r.Vuln
 	concrete.Findings = r.Findings
+	concrete.Layers = r.Layers
+	concrete.LayersAnalyzed = r.LayersAnalyzed
 	return json.Marshal(&concrete)
 }
 
 func (r *ScanResult) UnmarshalJSON(bs []byte) error {
 	var concrete struct {
-		Passed   bool
-		Failure  string
-		Report   *dagger.File
-		Sarif    *dagger.File
-		Vuln     *dagger.File
-		Findings string
+		Passed         bool
+		Failure        string
+		Report         *dagger.File
+		Sarif          *dagger.File
+		Vuln           *dagger.File
+		Findings       string
+		Layers         int
+		LayersAnalyzed int
 	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
@@ -124,6 +130,8 @@ func (r *ScanResult) UnmarshalJSON(bs []byte) error {
 	r.Sarif = concrete.Sarif
 	r.Vuln = concrete.Vuln
 	r.Findings = concrete.Findings
+	r.Layers = concrete.Layers
+	r.LayersAnalyzed = concrete.LayersAnalyzed
 	return nil
 }
 

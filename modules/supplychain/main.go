@@ -118,7 +118,11 @@ func (m *Supplychain) Identity(ctx context.Context) (string, error) {
 
 // Sbom writes the SPDX 2.3 JSON SBOM (Syft) of one platform's image.
 //
-// The image is one platform's of an OCI image layout.
+// The image is one platform's of an OCI image layout. Syft's catalog of the
+// layers is kept in the cache volume bot-core-syft-catalogs, keyed by Syft's
+// version, the platform and the layers' diff IDs: an image that differs
+// from one cataloged before only in labels or dates gets its document
+// without reading a layer, still naming itself (name, digests, config).
 func (m *Supplychain) Sbom(
 	// OCI image layout; it may hold a multi-platform index.
 	layout *dagger.Directory,
@@ -129,12 +133,14 @@ func (m *Supplychain) Sbom(
 	// +optional
 	name string,
 ) *dagger.File {
-	args := []string{botcoreBin, "sbom", "--layout", "/image", "--platform", platform, "--output", "/out/sbom.spdx.json"}
+	args := []string{botcoreBin, "sbom", "--layout", "/image", "--platform", platform,
+		"--catalog-cache", "/catalogs", "--output", "/out/sbom.spdx.json"}
 	if name != "" {
 		args = append(args, "--name", name)
 	}
 	return m.Tools().
 		WithMountedDirectory("/image", layout).
+		WithMountedCache("/catalogs", dag.CacheVolume("bot-core-syft-catalogs")).
 		WithExec(args).
 		File("/out/sbom.spdx.json")
 }

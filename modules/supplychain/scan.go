@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -35,6 +36,14 @@ type ScanResult struct {
 	//
 	// E.g. {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
 	Findings string
+	// Layers of the image.
+	Layers int
+	// Layers Trivy had to read; the others' analysis came from the layer
+	// cache volume.
+	//
+	// 0 when every layer was scanned before, e.g. in the previous release of
+	// unchanged sources, whose images differ only in labels and dates.
+	LayersAnalyzed int
 }
 
 // Scan runs the Trivy vulnerability gate on one platform's image.
@@ -46,6 +55,11 @@ type ScanResult struct {
 //
 // Without --trivy-db the database is downloaded into the cache volume
 // bot-core-trivy and refreshed at most once a day.
+//
+// Trivy's analysis of each layer is kept in a cache volume, keyed by the
+// layer's diff ID: an image that differs from one scanned before only in
+// labels or dates is matched against the database without reading a layer,
+// and its reports still describe it.
 //
 // +cache="session"
 func (m *Supplychain) Scan(
@@ -84,8 +98,12 @@ func (m *Supplychain) Scan(
 	}
 	c := m.Tools().
 		WithMountedDirectory("/image", layout).
+		WithMountedCache("/layer-cache", dag.CacheVolume(layerCacheVolume(name, platform)),
+			// Trivy holds the cache's database for the whole scan.
+			dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked}).
 		WithDirectory("/out", dag.Directory())
-	args := []string{botcoreBin, "scan", "--layout", "/image", "--platform", platform,
+	args := []string{botcoreBin, "--json", "scan", "--layout", "/image", "--platform", platform,
+		"--layer-cache", "/layer-cache",
 		"--severity", severity,
 		"--json-report", "/out/scan.json",
 		"--sarif", "/out/scan.sarif", "--sarif-category", category,
@@ -98,9 +116,6 @@ func (m *Supplychain) Scan(
 		c = c.WithMountedDirectory("/trivy-db", trivyDb)
 		args = append(args, "--db-dir", "/trivy-db")
 	} else {
-		// The exec would otherwise be replayed from the engine's cache
-		// forever; the date makes an online scan rerun (and refresh the
-		// database) once a day.
 		c = trivyCache(c, trivyDbRepository)
 		args = append(args, "--cache-dir", "/trivy-cache")
 		for _, r := range trivyDbRepository {
@@ -154,6 +169,17 @@ func (m *Supplychain) Scan(
 		Vuln:     out.File("vuln.json"),
 		Findings: strings.TrimSpace(findings),
 	}
+	summary, err := scanned.Stdout(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", platform, err)
+	}
+	var layers struct {
+		Layers struct{ Total, Analyzed int }
+	}
+	if err := json.Unmarshal([]byte(summary), &layers); err != nil {
+		return nil, fmt.Errorf("scan %s: the tool's summary %q: %w", platform, lastLines(summary, 3), err)
+	}
+	res.Layers, res.LayersAnalyzed = layers.Layers.Total, layers.Layers.Analyzed
 	if !res.Passed {
 		stderr, err := scanned.Stderr(ctx)
 		if err != nil {
@@ -164,18 +190,34 @@ func (m *Supplychain) Scan(
 	return res, nil
 }
 
-// trivyCache mounts the database cache that Scan and VulnDb share: one
-// volume per list of repositories (a mirror's copy is not Trivy's), so a
-// run checking one mirror never takes another's fresh copy for its own.
-func trivyCache(c *dagger.Container, repositories []string) *dagger.Container {
+// layerCacheVolume is Trivy's layer cache for one image name and platform:
+// a release's images are scanned at once, and each scan holds its cache for
+// its whole run, so one volume each keeps them parallel; the next release
+// of that image finds its layers there.
+func layerCacheVolume(name, platform string) string {
+	if name == "" {
+		name = "image"
+	}
+	return "bot-core-trivy-layers-" + strings.NewReplacer("/", "-", ":", "-").Replace(name+"-"+platform)
+}
+
+// trivyVolume is the database cache volume for a list of repositories: one
+// per list (a mirror's copy is not Trivy's), so a run checking one mirror
+// never takes another's fresh copy for its own.
+func trivyVolume(repositories []string) string {
 	volume := "bot-core-trivy"
 	if len(repositories) > 0 {
 		sum := sha256.Sum256([]byte(strings.Join(repositories, "\n")))
 		volume += "-" + hex.EncodeToString(sum[:6])
 	}
+	return volume
+}
+
+// trivyCache mounts the database cache that Scan and VulnDb share.
+func trivyCache(c *dagger.Container, repositories []string) *dagger.Container {
 	// The exec would otherwise be replayed from the engine's cache forever;
 	// the date makes it rerun (and refresh the database) once a day.
-	return c.WithMountedCache("/trivy-cache", dag.CacheVolume(volume)).
+	return c.WithMountedCache("/trivy-cache", dag.CacheVolume(trivyVolume(repositories))).
 		WithEnvVariable("BOTCORE_SCAN_DAY", time.Now().UTC().Format("2006-01-02"))
 }
 

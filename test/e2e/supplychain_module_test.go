@@ -188,6 +188,33 @@ func scLayout(t *testing.T) string {
 	return dir
 }
 
+// scRelabelled is scLayout's amd64 image with release labels and another
+// creation date (what a new version of unchanged sources is), alone in a
+// layout.
+func scRelabelled(t *testing.T, version string) (string, v1.Image) {
+	t.Helper()
+	img := scImage(t, scAmd64, scFiles("amd64", "15.5.29"))
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Labels = map[string]string{"org.opencontainers.image.version": version}
+	cf.Created = v1.Time{Time: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "app")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithPlatform(scAmd64)); err != nil {
+		t.Fatal(err)
+	}
+	return dir, img
+}
+
 // scanResult is the scalar fields of the module's ScanResult.
 type scanResult struct {
 	Passed   bool
@@ -291,6 +318,46 @@ func TestSupplychainModuleScanAndSBOM(t *testing.T) {
 		b, err := os.ReadFile(vuln)
 		if err != nil || json.Unmarshal(b, &vp) != nil || !strings.HasPrefix(vp.Scanner.URI, "pkg:github/aquasecurity/trivy@") || !bytes.Contains(b, []byte(scCVENext)) {
 			t.Errorf("cosign vuln predicate (%v): scanner %q, want trivy's, listing %s", err, vp.Scanner.URI, scCVENext)
+		}
+	})
+
+	t.Run("a relabelled image is scanned and SBOM'd without reading a layer, and its reports name it", func(t *testing.T) {
+		// The original, scanned and cataloged first (maybe already, above).
+		scMust(t, "scan", "--layout", lay, "--platform", "linux/amd64", "--name", "app", "--trivy-db", db, "findings")
+		scMust(t, "sbom", "--layout", lay, "--platform", "linux/amd64", "--name", "app", "contents")
+
+		relabelled, img := scRelabelled(t, "v1.0.1")
+		base := []string{"scan", "--layout", relabelled, "--platform", "linux/amd64", "--name", "app", "--trivy-db", db}
+		if n := strings.TrimSpace(scMust(t, append(base, "layers")...)); n != "1" {
+			t.Errorf("layers %q, want 1", n)
+		}
+		if n := strings.TrimSpace(scMust(t, append(base, "layers-analyzed")...)); n != "0" {
+			t.Errorf("the relabelled image's scan read %s layers, want 0 (all scanned before)", n)
+		}
+		res, counts := scScan(t, base[1:]...)
+		if res.Passed || counts["CRITICAL"] != 1 || counts["HIGH"] != 1 {
+			t.Errorf("the relabelled image's scan: passed %v, findings %v; want the original's gate failure, CRITICAL 1, HIGH 1", res.Passed, counts)
+		}
+		report := filepath.Join(t.TempDir(), "scan.json")
+		scMust(t, append(base, "report", "export", "--path", report)...)
+		meta, _ := readJSON(t, report)["Metadata"].(map[string]any)
+		config, _ := img.ConfigName()
+		if meta["ImageID"] != config.String() {
+			t.Errorf("the relabelled image's report has ImageID %v, want its config %s", meta["ImageID"], config)
+		}
+
+		sbom := filepath.Join(t.TempDir(), "sbom.spdx.json")
+		_, stderr, err := scCall(t, "sbom", "--layout", relabelled, "--platform", "linux/amd64", "--name", "app", "export", "--path", sbom)
+		if err != nil {
+			t.Fatalf("sbom of the relabelled image: %v\n%s", err, tail(stderr, 30))
+		}
+		if !strings.Contains(stderr, "took the packages from the catalog of the same layers") {
+			t.Errorf("the relabelled image was cataloged again:\n%s", tail(stderr, 30))
+		}
+		checkSBOM(t, sbom, "next", "15.5.29", "react", "19.1.0", "libexample1", "1.0-1")
+		digest, _ := img.Digest()
+		if b, err := os.ReadFile(sbom); err != nil || !bytes.Contains(b, []byte(digest.Hex)) {
+			t.Errorf("the relabelled image's SBOM does not name its digest %s (%v)", digest, err)
 		}
 	})
 

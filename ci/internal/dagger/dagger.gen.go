@@ -12737,13 +12737,17 @@ type SupplychainSbomOpts struct {
 	// Document name, also the name of the image's package in it (default:
 	// the image's repository, else "image").
 	//
-	Name string // supplychain (../../../modules/supplychain/main.go:130:2)
+	Name string // supplychain (../../../modules/supplychain/main.go:134:2)
 }
 
 // Sbom writes the SPDX 2.3 JSON SBOM (Syft) of one platform's image.
 //
-// The image is one platform's of an OCI image layout.
-func (r *Supplychain) Sbom(layout *Directory, platform string, opts ...SupplychainSbomOpts) *File { // supplychain (../../../modules/supplychain/main.go:122:1)
+// The image is one platform's of an OCI image layout. Syft's catalog of the
+// layers is kept in the cache volume bot-core-syft-catalogs, keyed by Syft's
+// version, the platform and the layers' diff IDs: an image that differs
+// from one cataloged before only in labels or dates gets its document
+// without reading a layer, still naming itself (name, digests, config).
+func (r *Supplychain) Sbom(layout *Directory, platform string, opts ...SupplychainSbomOpts) *File { // supplychain (../../../modules/supplychain/main.go:126:1)
 	assertNotNil("layout", layout)
 	q := r.query.Select("sbom")
 	for i := len(opts) - 1; i >= 0; i-- {
@@ -12766,33 +12770,33 @@ type SupplychainScanOpts struct {
 	// Service or image name, used in the SARIF category trivy/<name>/<platform>/
 	// (trivy/<platform>/ without it).
 	//
-	Name string // supplychain (../../../modules/supplychain/scan.go:60:2)
+	Name string // supplychain (../../../modules/supplychain/scan.go:74:2)
 	//
 	// Severities that fail the gate, comma-separated, from UNKNOWN, LOW,
 	// MEDIUM, HIGH, CRITICAL.
 	//
 	//
 	// Default: "HIGH,CRITICAL"
-	Severity string // supplychain (../../../modules/supplychain/scan.go:64:2)
+	Severity string // supplychain (../../../modules/supplychain/scan.go:78:2)
 	//
 	// Leave out vulnerabilities that have no fixed version yet.
 	//
-	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:67:2)
+	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:81:2)
 	//
 	// Trivy vulnerability database to scan with, offline: a directory holding
 	// trivy.db and metadata.json. Without it the database is downloaded.
 	//
-	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:71:2)
+	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:85:2)
 	//
 	// Trivy ignore file (.trivyignore, or .trivyignore.yaml) of
 	// vulnerability IDs to leave out.
 	//
-	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:75:2)
+	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:89:2)
 	//
 	// OCI repositories to download the database from, tried in order, as
 	// for vuln-db (default: Trivy's).
 	//
-	TrivyDbRepository []string // supplychain (../../../modules/supplychain/scan.go:79:2)
+	TrivyDbRepository []string // supplychain (../../../modules/supplychain/scan.go:93:2)
 }
 
 // Scan runs the Trivy vulnerability gate on one platform's image.
@@ -12804,7 +12808,12 @@ type SupplychainScanOpts struct {
 //
 // Without --trivy-db the database is downloaded into the cache volume
 // bot-core-trivy and refreshed at most once a day.
-func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:51:1)
+//
+// Trivy's analysis of each layer is kept in a cache volume, keyed by the
+// layer's diff ID: an image that differs from one scanned before only in
+// labels or dates is matched against the database without reading a layer,
+// and its reports still describe it.
+func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:65:1)
 	assertNotNil("layout", layout)
 	q := r.query.Select("scan")
 	for i := len(opts) - 1; i >= 0; i-- {
@@ -13127,18 +13136,18 @@ type SupplychainVulnDbOpts struct {
 	// Only say, in seconds and without downloading, whether the database
 	// can be had: fresh in the cache, or served by a repository.
 	//
-	CheckOnly bool // supplychain (../../../modules/supplychain/scan.go:194:2)
+	CheckOnly bool // supplychain (../../../modules/supplychain/scan.go:236:2)
 	//
 	// OCI repositories of the database, tried in order (Trivy's
 	// --db-repository; default: Trivy's, mirror.gcr.io then ghcr.io).
 	//
-	Repository []string // supplychain (../../../modules/supplychain/scan.go:198:2)
+	Repository []string // supplychain (../../../modules/supplychain/scan.go:240:2)
 	//
 	// Services on the caller's machine that serve the repositories, e.g.
 	// tcp://127.0.0.1:5000 for a mirror on the loopback: connections to
 	// 127.0.0.1:<port> and localhost:<port> go through them.
 	//
-	Tunnel []*Service // supplychain (../../../modules/supplychain/scan.go:203:2)
+	Tunnel []*Service // supplychain (../../../modules/supplychain/scan.go:245:2)
 }
 
 // VulnDb checks for, or fetches, Trivy's vulnerability database in the
@@ -13146,7 +13155,7 @@ type SupplychainVulnDbOpts struct {
 // and a database that cannot be had is known before anything is built.
 //
 // Returns botcore's summary line.
-func (r *Supplychain) VulnDb(ctx context.Context, opts ...SupplychainVulnDbOpts) (string, error) { // supplychain (../../../modules/supplychain/scan.go:189:1)
+func (r *Supplychain) VulnDb(ctx context.Context, opts ...SupplychainVulnDbOpts) (string, error) { // supplychain (../../../modules/supplychain/scan.go:231:1)
 	if r.vulnDb != nil {
 		return *r.vulnDb, nil
 	}
@@ -13174,13 +13183,15 @@ func (r *Supplychain) VulnDb(ctx context.Context, opts ...SupplychainVulnDbOpts)
 
 // ScanResult is one image's vulnerability scan: the gate's verdict and the
 // reports, which exist whether or not the gate passed.
-type SupplychainScanResult struct { // supplychain (../../../modules/supplychain/scan.go:17:6)
+type SupplychainScanResult struct { // supplychain (../../../modules/supplychain/scan.go:18:6)
 	query *querybuilder.Selection
 
-	failure  *string
-	findings *string
-	id       *SupplychainScanResultID
-	passed   *bool
+	failure        *string
+	findings       *string
+	id             *SupplychainScanResultID
+	layers         *int
+	layersAnalyzed *int
+	passed         *bool
 }
 
 func (r *SupplychainScanResult) WithGraphQLQuery(q *querybuilder.Selection) *SupplychainScanResult {
@@ -13193,7 +13204,7 @@ func (r *SupplychainScanResult) WithGraphQLQuery(q *querybuilder.Selection) *Sup
 //
 // The end of the tool's output, naming each package, vulnerability,
 // severity and fixed version that failed the gate.
-func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:24:2)
+func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:25:2)
 	if r.failure != nil {
 		return *r.failure, nil
 	}
@@ -13208,7 +13219,7 @@ func (r *SupplychainScanResult) Failure(ctx context.Context) (string, error) { /
 // Vulnerabilities per severity, as a JSON object.
 //
 // E.g. {"CRITICAL":0,"HIGH":1,"LOW":0,"MEDIUM":0,"UNKNOWN":0}.
-func (r *SupplychainScanResult) Findings(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:37:2)
+func (r *SupplychainScanResult) Findings(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/scan.go:38:2)
 	if r.findings != nil {
 		return *r.findings, nil
 	}
@@ -13269,8 +13280,38 @@ func (r *SupplychainScanResult) UnmarshalJSON(bs []byte) error {
 	return nil
 }
 
+// Layers of the image.
+func (r *SupplychainScanResult) Layers(ctx context.Context) (int, error) { // supplychain (../../../modules/supplychain/scan.go:40:2)
+	if r.layers != nil {
+		return *r.layers, nil
+	}
+	q := r.query.Select("layers")
+
+	var response int
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// Layers Trivy had to read; the others' analysis came from the layer
+// cache volume.
+//
+// 0 when every layer was scanned before, e.g. in the previous release of
+// unchanged sources, whose images differ only in labels and dates.
+func (r *SupplychainScanResult) LayersAnalyzed(ctx context.Context) (int, error) { // supplychain (../../../modules/supplychain/scan.go:46:2)
+	if r.layersAnalyzed != nil {
+		return *r.layersAnalyzed, nil
+	}
+	q := r.query.Select("layersAnalyzed")
+
+	var response int
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
 // Whether the image passed the severity gate.
-func (r *SupplychainScanResult) Passed(ctx context.Context) (bool, error) { // supplychain (../../../modules/supplychain/scan.go:19:2)
+func (r *SupplychainScanResult) Passed(ctx context.Context) (bool, error) { // supplychain (../../../modules/supplychain/scan.go:20:2)
 	if r.passed != nil {
 		return *r.passed, nil
 	}
@@ -13283,7 +13324,7 @@ func (r *SupplychainScanResult) Passed(ctx context.Context) (bool, error) { // s
 }
 
 // Trivy's JSON report.
-func (r *SupplychainScanResult) Report() *File { // supplychain (../../../modules/supplychain/scan.go:26:2)
+func (r *SupplychainScanResult) Report() *File { // supplychain (../../../modules/supplychain/scan.go:27:2)
 	q := r.query.Select("report")
 
 	return &File{
@@ -13294,7 +13335,7 @@ func (r *SupplychainScanResult) Report() *File { // supplychain (../../../module
 // SARIF 2.1.0 report, category trivy/<name>/<platform>/.
 //
 // Its runs' automationDetails.id: one code-scanning category per image.
-func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules/supplychain/scan.go:30:2)
+func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules/supplychain/scan.go:31:2)
 	q := r.query.Select("sarif")
 
 	return &File{
@@ -13304,7 +13345,7 @@ func (r *SupplychainScanResult) Sarif() *File { // supplychain (../../../modules
 
 // The scan as a cosign vulnerability predicate (Trivy's cosign-vuln
 // format), for attest --predicate-type vuln.
-func (r *SupplychainScanResult) Vuln() *File { // supplychain (../../../modules/supplychain/scan.go:33:2)
+func (r *SupplychainScanResult) Vuln() *File { // supplychain (../../../modules/supplychain/scan.go:34:2)
 	q := r.query.Select("vuln")
 
 	return &File{

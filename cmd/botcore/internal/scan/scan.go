@@ -92,6 +92,18 @@ type Options struct {
 	Progress func(format string, args ...any)
 	// Log receives Trivy's own warnings and errors.
 	Log io.Writer
+	// LayerCache is a directory for Trivy's analysis of each layer (its
+	// fanal cache, keyed by the layer's diff ID and the analyzers' versions);
+	// "" keeps it in memory for this scan. A scan finding a layer there does
+	// not read that layer again.
+	LayerCache string
+}
+
+// Layers says how much of an image's analysis a scan had to
+// do: Analyzed of Total layers were read, the rest came from the layer cache.
+type Layers struct {
+	Total    int `json:"total"`
+	Analyzed int `json:"analyzed"`
 }
 
 // Finding is one vulnerability of one installed package.
@@ -131,6 +143,7 @@ type Result struct {
 	// DB describes the database used.
 	DBDir       string
 	DBUpdatedAt time.Time
+	Layers      Layers
 }
 
 // Counts returns the number of findings per severity name.
@@ -159,6 +172,63 @@ func (r *Result) Matching(severities []string) []Finding {
 // mu serialises scans: trivy-db keeps one process-wide database handle.
 var mu sync.Mutex
 
+// quietTrivy routes Trivy's log (slog's default logger, which buffers
+// everything until Trivy's CLI sets one up) to w, warnings only, until the
+// returned function restores it.
+func quietTrivy(w io.Writer) func() {
+	if w == nil {
+		w = io.Discard
+	}
+	prev := slog.Default()
+	slog.SetDefault(tlog.New(tlog.NewHandler(w, &tlog.Options{Level: tlog.LevelWarn})))
+	return func() { slog.SetDefault(prev) }
+}
+
+// countingCache counts the layers Trivy analyzes: it stores one blob per
+// layer it had to read, and none for a layer the cache already holds.
+type countingCache struct {
+	cache.Cache
+	analyzed *int
+}
+
+func (c countingCache) PutBlob(ctx context.Context, id string, info ftypes.BlobInfo) error {
+	*c.analyzed++
+	return c.Cache.PutBlob(ctx, id, info)
+}
+
+// artifactOf sets up Trivy's image artifact for img with the analyzers
+// `trivy image --scanners vuln` runs, over the layer cache of opts.
+func artifactOf(img *imagesrc.Image, opts Options, offline bool, analyzed *int) (artifact.Artifact, cache.Cache, func(), error) {
+	copts := cache.Options{Backend: string(cache.TypeMemory)}
+	if opts.LayerCache != "" {
+		copts = cache.Options{Backend: string(cache.TypeFS), CacheDir: opts.LayerCache}
+	}
+	c, cleanup, err := cache.New(copts)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot open the layer cache %s: %w", opts.LayerCache, err)
+	}
+	counted := countingCache{Cache: c, analyzed: analyzed}
+	art, err := artimage.NewArtifact(trivyImage{Image: img.Image, img: img}, counted, artifact.Option{
+		DisabledAnalyzers: disabledAnalyzers(offline),
+		Parallel:          5, // trivy's default
+		NoProgress:        true,
+		Offline:           offline,
+		DetectionPriority: ftypes.PriorityPrecise,
+	})
+	if err != nil {
+		cleanup()
+		return nil, nil, nil, fmt.Errorf("cannot set up the scan of %s: %w", img, err)
+	}
+	return art, counted, cleanup, nil
+}
+
+func layerCount(img *imagesrc.Image) int {
+	if cf, err := img.ConfigFile(); err == nil {
+		return len(cf.RootFS.DiffIDs)
+	}
+	return 0
+}
+
 // Run scans img.
 func Run(ctx context.Context, img *imagesrc.Image, opts Options) (*Result, error) {
 	mu.Lock()
@@ -167,15 +237,7 @@ func Run(ctx context.Context, img *imagesrc.Image, opts Options) (*Result, error
 	if progress == nil {
 		progress = func(string, ...any) {}
 	}
-	logTo := opts.Log
-	if logTo == nil {
-		logTo = io.Discard
-	}
-	// Trivy logs through slog's default logger (buffering everything until
-	// its CLI sets one up); route its warnings to our stderr for this run.
-	prev := slog.Default()
-	slog.SetDefault(tlog.New(tlog.NewHandler(logTo, &tlog.Options{Level: tlog.LevelWarn})))
-	defer slog.SetDefault(prev)
+	defer quietTrivy(opts.Log)()
 
 	dbDir, meta, err := openDB(ctx, opts.DB, progress)
 	if err != nil {
@@ -183,23 +245,12 @@ func Run(ctx context.Context, img *imagesrc.Image, opts Options) (*Result, error
 	}
 	defer tdb.Close()
 
-	c, cleanup, err := cache.New(cache.Options{Backend: string(cache.TypeMemory)})
+	layers := Layers{Total: layerCount(img)}
+	art, c, cleanup, err := artifactOf(img, opts, opts.DB.Dir != "", &layers.Analyzed)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-
-	offline := opts.DB.Dir != ""
-	art, err := artimage.NewArtifact(trivyImage{Image: img.Image, img: img}, c, artifact.Option{
-		DisabledAnalyzers: disabledAnalyzers(offline),
-		Parallel:          5, // trivy's default
-		NoProgress:        true,
-		Offline:           offline,
-		DetectionPriority: ftypes.PriorityPrecise,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cannot set up the scan of %s: %w", img, err)
-	}
 	svc := local.NewService(applier.NewApplier(c), ospkg.NewScanner(), langpkg.NewScanner(), vulnerability.NewClient(tdb.Config{}))
 	progress("scanning %s with trivy %s", img, TrivyVersion())
 	rep, err := tscan.NewService(svc, art).ScanArtifact(ctx, types.ScanOptions{
@@ -212,6 +263,9 @@ func Run(ctx context.Context, img *imagesrc.Image, opts Options) (*Result, error
 		return nil, fmt.Errorf("trivy could not scan %s: %w", img, err)
 	}
 	rep.Trivy.Version = TrivyVersion()
+	if opts.LayerCache != "" {
+		progress("analyzed %d of %d layers; the others came from the layer cache %s", layers.Analyzed, layers.Total, opts.LayerCache)
+	}
 
 	var ignoreStatuses []dbTypes.Status
 	if opts.IgnoreUnfixed {
@@ -235,7 +289,7 @@ func Run(ctx context.Context, img *imagesrc.Image, opts Options) (*Result, error
 		return nil, fmt.Errorf("cannot apply the ignore file %s: %w", opts.IgnoreFile, err)
 	}
 
-	res := &Result{Report: rep, DBDir: dbDir, DBUpdatedAt: meta.UpdatedAt}
+	res := &Result{Report: rep, DBDir: dbDir, DBUpdatedAt: meta.UpdatedAt, Layers: layers}
 	for _, r := range rep.Results {
 		for _, v := range r.Vulnerabilities {
 			res.Findings = append(res.Findings, Finding{
