@@ -36,13 +36,14 @@ func (s buildStage) Run(ctx context.Context, r *run) error {
 	for _, a := range r.arts {
 		for j, p := range r.plan.Platforms {
 			eg.Go(func() error {
-				c, err := s.m.build(gctx, a.service, dagger.Platform(p), r.plan.Epoch, r.plan.Labels, s.secrets, s.indexes)
+				c, err := s.m.build(gctx, a.service, dagger.Platform(p), r.plan.Epoch, s.secrets, s.indexes)
 				if err != nil {
 					return err
 				}
-				if a.variants[j], err = c.Sync(gctx); err != nil {
+				if a.unlabelled[j], err = c.Sync(gctx); err != nil {
 					return fmt.Errorf("build %s for %s: %w", a.service.Name, p, err)
 				}
+				a.variants[j] = builder.WithLabels(a.unlabelled[j], r.plan.Labels)
 				return nil
 			})
 		}

@@ -217,10 +217,16 @@ func (m *BotCore) Build(
 	if err != nil {
 		return nil, err
 	}
-	return m.build(ctx, svcs[0], platform, sourceDateEpoch, lbl, secrets, idx)
+	ctr, err := m.build(ctx, svcs[0], platform, sourceDateEpoch, secrets, idx)
+	if err != nil {
+		return nil, err
+	}
+	return builder.WithLabels(ctr, lbl), nil
 }
 
-func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platform, epoch int, labels map[string]string, secrets map[string]*dagger.Secret, idx builder.Indexes) (*dagger.Container, error) {
+// build is one service's runtime container for p, without the release's
+// labels (builder.WithLabels).
+func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platform, epoch int, secrets map[string]*dagger.Secret, idx builder.Indexes) (*dagger.Container, error) {
 	buildPlatform, err := dag.DefaultPlatform(ctx)
 	if err != nil {
 		return nil, err
@@ -232,7 +238,6 @@ func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platfo
 		BuildPlatform: buildPlatform,
 		Images:        m.images(),
 		Epoch:         epoch,
-		Labels:        labels,
 		Secrets:       secretsOf(s, secrets),
 		Indexes:       idx,
 		Probe:         m.probeFor(s, p),

@@ -48,7 +48,7 @@ func (s startStage) Run(ctx context.Context, r *run) error {
 		for j, p := range r.plan.Platforms {
 			eg.Go(func() error {
 				key := a.service.Name + " " + p
-				said, failure, err := s.image(gctx, a, a.variants[j], probe)
+				said, failure, err := s.image(gctx, a, a.unlabelled[j], probe)
 				if err != nil {
 					return fmt.Errorf("start-up check of %s: %w", key, err)
 				}

@@ -27,8 +27,7 @@ type Spec struct {
 	Images        Images
 	// Epoch (SOURCE_DATE_EPOCH) stamps every file the builder adds, so the
 	// same source gives the same layers, whatever the checkout's mtimes.
-	Epoch  int
-	Labels map[string]string
+	Epoch int
 	// Secrets are the build secrets the service's Dockerfile mounts, each
 	// named by its id.
 	Secrets []*dagger.Secret
@@ -50,11 +49,7 @@ type Indexes struct {
 // Build returns the runtime container of one service for one platform.
 func Build(ctx context.Context, c *dagger.Client, s Spec) (*dagger.Container, error) {
 	if s.Service.Builder() == services.DockerfileBuilder {
-		ctr := fromDockerfile(s)
-		for _, k := range sortedKeys(s.Labels) {
-			ctr = ctr.WithLabel(k, s.Labels[k])
-		}
-		return withHealthcheck(ctr, s).
+		return withHealthcheck(fromDockerfile(s), s).
 			WithLabel("org.opencontainers.image.title", s.Service.Name).
 			WithExposedPort(s.Service.Port), nil
 	}
@@ -73,14 +68,24 @@ func Build(ctx context.Context, c *dagger.Client, s Spec) (*dagger.Container, er
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range sortedKeys(s.Labels) {
-		ctr = ctr.WithLabel(k, s.Labels[k])
-	}
 	return withHealthcheck(ctr, s).
 		WithLabel("org.opencontainers.image.title", s.Service.Name).
 		WithUser(NonRoot).
 		WithExposedPort(s.Service.Port).
 		WithEnvVariable("PORT", strconv.Itoa(s.Service.Port)), nil
+}
+
+// WithLabels puts a release's labels (version, revision, created, ...) on
+// a container Build returned. Build leaves them off because Dagger keys an
+// exec by every call before it, labels included: what runs an image as it
+// is built (the start-up gate) is then replayed for a new version of
+// unchanged sources instead of run again, and labels change nothing in how
+// an image runs.
+func WithLabels(ctr *dagger.Container, labels map[string]string) *dagger.Container {
+	for _, k := range sortedKeys(labels) {
+		ctr = ctr.WithLabel(k, labels[k])
+	}
+	return ctr
 }
 
 // withHealthcheck declares the service's health check in the image (see

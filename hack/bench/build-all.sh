@@ -50,7 +50,7 @@ seconds "no-change rerun" build_all
 # Same sources, new version: every image differs only in its labels, so the
 # layer analysis and the SBOM catalogs are the previous run's.
 version=v1.0.1 seconds "new version, unchanged sources" build_all
-echo "// changed by hack/bench $(date +%s%N)" >>"$src/examples/bot-core/python-ai-service/app/model.py"
+echo "# changed by hack/bench $(date +%s%N)" >>"$src/examples/bot-core/python-ai-service/app/model.py"
 seconds "one-file change (python-ai-service)" build_all
 
 echo "== supply-chain stages (keyless publish; go test -bench)"

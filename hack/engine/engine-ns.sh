@@ -5,7 +5,7 @@
 # overlays whose upper layers live in a namespace-private tmpfs, so the host's
 # /etc, /usr and /opt are never written, and it all vanishes with the engine.
 set -euo pipefail
-bin=$1 content=$2 sdk_digest=$3 state=$4 registry=$5 ns=$6
+bin=$1 content=$2 sdk_digest=$3 state=$4 registry=$5 ns=$6 tcp=${7:-}
 
 mount -t tmpfs -o mode=0700 botcore-engine "$ns"
 for d in etc usr opt; do
@@ -45,4 +45,8 @@ JSON
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export DAGGER_GO_SDK_MANIFEST_DIGEST=$sdk_digest
-exec "$bin/dagger-engine" --root "$state" --addr unix:///run/dagger/engine.sock
+addrs=(--addr unix:///run/dagger/engine.sock)
+# A TCP listener for clients that share this engine (docs/scaling.md);
+# loopback only: whoever reaches it runs containers.
+[ -z "$tcp" ] || addrs+=(--addr "tcp://$tcp")
+exec "$bin/dagger-engine" --root "$state" "${addrs[@]}"

@@ -4,6 +4,9 @@
 # by a registry on 127.0.0.1 as the engine's docker.io mirror, the Go SDK
 # image, binfmt for arm64, the engine itself, and `dagger` on PATH.
 # Idempotent: whatever is already built or running is reused.
+# BOTCORE_ENGINE_TCP=127.0.0.1:PORT makes the engine also listen on TCP, for
+# clients sharing it (_EXPERIMENTAL_DAGGER_RUNNER_HOST=tcp://127.0.0.1:PORT;
+# hack/bench/shared-engine.sh); an engine started without it restarts.
 source "$(dirname "$0")/lib.sh"
 
 APT_PACKAGES=(runc dnsmasq-base iptables containernetworking-plugins qemu-user-static
@@ -161,7 +164,7 @@ gc_policy() {
 
 start_engine() { # bin content digest [gc-policy [why a running engine restarts]]
   local bin=$1 content=$2 digest=$3 gc=${4:-$(gc_policy "$GC_MAX_GIB" "$GC_MIN_FREE_GIB" "$GC_SWEEP_GIB")}
-  local conf; conf="$bin $digest $REGISTRY_ADDR $(key "$ENGINE_SRC/engine-ns.sh" -- "$gc")"
+  local conf; conf="$bin $digest $REGISTRY_ADDR $(key "$ENGINE_SRC/engine-ns.sh" -- "$gc") ${BOTCORE_ENGINE_TCP:-}"
   if engine_alive && [ "$(cat "$RUN_DIR/engine.conf" 2>/dev/null)" = "$conf" ]; then return; fi
   engine_alive && { log "restarting the engine ${5:-because its recipe changed}"; stop_engine; }
   log "starting Dagger engine $DAGGER_VERSION (state: $BOTCORE_CACHE/engine-state, log: $RUN_DIR/logs/engine.log)"
@@ -177,7 +180,7 @@ start_engine() { # bin content digest [gc-policy [why a running engine restarts]
   # Own PID namespace: when the engine exits, every container it left dies too.
   BOTCORE_ENGINE_GC=$gc setsid unshare --mount --propagation private --pid --fork --mount-proc --kill-child=SIGTERM \
     "$ENGINE_SRC/engine-ns.sh" "$bin" "$content" "$digest" \
-    "$BOTCORE_CACHE/engine-state/$DAGGER_VERSION" "$REGISTRY_ADDR" "$RUN_DIR/ns" \
+    "$BOTCORE_CACHE/engine-state/$DAGGER_VERSION" "$REGISTRY_ADDR" "$RUN_DIR/ns" "${BOTCORE_ENGINE_TCP:-}" \
     >"$RUN_DIR/logs/engine.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN_DIR/engine.pid"
   local i
