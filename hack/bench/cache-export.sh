@@ -36,8 +36,12 @@ build_all() {
 }
 prune() { dagger core engine local-cache prune >/dev/null 2>&1; }
 
-seconds "warm run, exporting the cache to $ref" \
-  env _EXPERIMENTAL_DAGGER_CACHE_EXPORT_CONFIG="type=registry,ref=$ref,mode=max" build_all
+# The export runs while the session closes; the CLI's default 10 s for that
+# would end the run with "context deadline exceeded" (the export goes on).
+exporting() { _EXPERIMENTAL_DAGGER_SHUTDOWN_TIMEOUT=30m _EXPERIMENTAL_DAGGER_CACHE_EXPORT_CONFIG="type=registry,ref=$ref,mode=max" build_all; }
+importing() { _EXPERIMENTAL_DAGGER_CACHE_IMPORT_CONFIG="type=registry,ref=$ref" build_all; }
+
+seconds "warm run, exporting the cache to $ref" exporting
 repo=${ref#*/} repo=${repo%:*}
 curl -fsS -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json' \
   "http://${ref%%/*}/v2/$repo/manifests/${ref##*:}" | python3 -c '
@@ -46,8 +50,7 @@ m = json.load(sys.stdin)
 blobs = m.get("layers") or m.get("manifests") or []
 print("cache in the registry: %d blobs, %.1f MB" % (len(blobs), sum(b.get("size", 0) for b in blobs) / 1e6))'
 prune
-seconds "emptied engine, importing the cache" \
-  env _EXPERIMENTAL_DAGGER_CACHE_IMPORT_CONFIG="type=registry,ref=$ref" build_all
+seconds "emptied engine, importing the cache" importing
 if [ -n "${BENCH_COLD:-}" ]; then # the comparison: what a fresh runner pays today
   prune
   seconds "emptied engine, no import" build_all
