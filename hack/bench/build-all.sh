@@ -13,21 +13,7 @@ cd "$(dirname "$0")/../.."
 hack/engine/up.sh --room 20
 
 epoch=1700000000
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-seconds() { # label command...
-  local label=$1; shift
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@" >"$work/last.out" 2>"$work/last.err" || { tail -n 30 "$work/last.err" >&2; echo "$label: FAILED" >&2; exit 1; }
-  t1=$(date +%s.%N)
-  printf '%-48s %8.1f s\n' "$label" "$(echo "$t1 - $t0" | bc)"
-}
-
-# No network here: scan against a stand-in database (the real scanner, an
-# advisory for a package no image has).
-GOEXPERIMENT=jsonv2 go run ./test/trivydbtest/write-db "$work/trivy-db"
+source hack/bench/lib.sh
 
 build_all() { # extra args...
   dagger call --source "$src" build-all --trivy-db "$work/trivy-db" --version "${version:-v1.0.0}" --source-date-epoch "$epoch" "$@" export --path "$work/out"
@@ -37,8 +23,7 @@ prune() { dagger core engine local-cache prune >/dev/null 2>&1; }
 
 # A private copy of the sources, so the one-file change never touches the checkout.
 src=$work/src
-mkdir -p "$src"
-tar --exclude=node_modules --exclude=.next --exclude=target -cf - services.yaml examples | tar -C "$src" -xf -
+copy_sources "$src"
 
 # The tool as a CI runner hands it over: built on the host, where Go's
 # caches are warm (setup-go's), instead of in a fresh engine.

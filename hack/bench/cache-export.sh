@@ -16,20 +16,9 @@ hack/engine/up.sh --room 20
 ref=${BOTCORE_BENCH_CACHE_REF:-127.0.0.1:5000/bot-core/dagger-cache:bench}
 
 epoch=1700000000
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-GOEXPERIMENT=jsonv2 go run ./test/trivydbtest/write-db "$work/trivy-db"
-mkdir -p "$work/src"
-tar --exclude=node_modules --exclude=.next --exclude=target -cf - services.yaml examples | tar -C "$work/src" -xf -
+source hack/bench/lib.sh
+copy_sources "$work/src"
 
-seconds() { # label command...
-  local label=$1; shift
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@" >"$work/last.out" 2>"$work/last.err" || { tail -n 30 "$work/last.err" >&2; echo "$label: FAILED" >&2; exit 1; }
-  t1=$(date +%s.%N)
-  printf '%-52s %8.1f s\n' "$label" "$(echo "$t1 - $t0" | bc)"
-}
 build_all() {
   dagger call --source "$work/src" build-all --trivy-db "$work/trivy-db" --version v1.0.0 \
     --source-date-epoch "$epoch" export --path "$work/out"

@@ -13,13 +13,9 @@ BOTCORE_ENGINE_TCP=127.0.0.1:$port hack/engine/up.sh --room 20
 export _EXPERIMENTAL_DAGGER_RUNNER_HOST=tcp://127.0.0.1:$port
 
 epoch=1700000000
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-GOEXPERIMENT=jsonv2 go run ./test/trivydbtest/write-db "$work/trivy-db"
-for job in a b; do
-  mkdir -p "$work/$job"
-  tar --exclude=node_modules --exclude=.next --exclude=target -cf - services.yaml examples | tar -C "$work/$job" -xf -
-done
+source hack/bench/lib.sh
+copy_sources "$work/a"
+copy_sources "$work/b"
 echo "# changed by hack/bench/shared-engine.sh $(date +%s%N)" >>"$work/b/examples/bot-core/python-ai-service/app/model.py"
 
 job() { # a|b version

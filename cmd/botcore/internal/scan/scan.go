@@ -198,7 +198,8 @@ func (c countingCache) PutBlob(ctx context.Context, id string, info ftypes.BlobI
 
 // artifactOf sets up Trivy's image artifact for img with the analyzers
 // `trivy image --scanners vuln` runs, over the layer cache of opts.
-func artifactOf(img *imagesrc.Image, opts Options, offline bool, analyzed *int) (artifact.Artifact, cache.Cache, func(), error) {
+func artifactOf(img *imagesrc.Image, opts Options, analyzed *int) (artifact.Artifact, cache.Cache, func(), error) {
+	offline := opts.DB.Dir != ""
 	copts := cache.Options{Backend: string(cache.TypeMemory)}
 	if opts.LayerCache != "" {
 		copts = cache.Options{Backend: string(cache.TypeFS), CacheDir: opts.LayerCache}
@@ -246,7 +247,7 @@ func Run(ctx context.Context, img *imagesrc.Image, opts Options) (*Result, error
 	defer tdb.Close()
 
 	layers := Layers{Total: layerCount(img)}
-	art, c, cleanup, err := artifactOf(img, opts, opts.DB.Dir != "", &layers.Analyzed)
+	art, c, cleanup, err := artifactOf(img, opts, &layers.Analyzed)
 	if err != nil {
 		return nil, err
 	}
