@@ -65,6 +65,8 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 		NodeBuilder   string
 		NodeRuntime   string
 		ToolsImage    string
+		ImagesLock    *dagger.File
+		LockDigest    string
 		ToolSource    *dagger.Directory
 		GoImage       string
 		GoProxy       string
@@ -78,6 +80,8 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 	concrete.NodeBuilder = r.NodeBuilder
 	concrete.NodeRuntime = r.NodeRuntime
 	concrete.ToolsImage = r.ToolsImage
+	concrete.ImagesLock = r.ImagesLock
+	concrete.LockDigest = r.LockDigest
 	concrete.ToolSource = r.ToolSource
 	concrete.GoImage = r.GoImage
 	concrete.GoProxy = r.GoProxy
@@ -95,6 +99,8 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 		NodeBuilder   string
 		NodeRuntime   string
 		ToolsImage    string
+		ImagesLock    *dagger.File
+		LockDigest    string
 		ToolSource    *dagger.Directory
 		GoImage       string
 		GoProxy       string
@@ -112,6 +118,8 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 	r.NodeBuilder = concrete.NodeBuilder
 	r.NodeRuntime = concrete.NodeRuntime
 	r.ToolsImage = concrete.ToolsImage
+	r.ImagesLock = concrete.ImagesLock
+	r.LockDigest = concrete.LockDigest
 	r.ToolSource = concrete.ToolSource
 	r.GoImage = concrete.GoImage
 	r.GoProxy = concrete.GoProxy
@@ -244,7 +252,7 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 			if err != nil {
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
-			return (*BotCore).Botcore(&parent), nil
+			return (*BotCore).Botcore(&parent, ctx)
 		case "Build":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)
@@ -651,6 +659,13 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				}
 			}
 			return (*BotCore).CheckRelease(&parent, ctx, record)
+		case "LockImages":
+			var parent BotCore
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*BotCore).LockImages(&parent, ctx)
 		case "Services":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)
@@ -762,7 +777,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg tool", err))
 				}
 			}
-			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage, toolSource, goImage, goproxy, tool), nil
+			var imagesLock *dagger.File
+			if inputArgs["imagesLock"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["imagesLock"]), &imagesLock)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg imagesLock", err))
+				}
+			}
+			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage, toolSource, goImage, goproxy, tool, imagesLock), nil
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

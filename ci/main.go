@@ -19,10 +19,6 @@ import (
 	"github.com/bot-core/delivery/pipelines/services"
 )
 
-// Debian base every platform check runs in. Resolved through the engine's
-// docker.io mirror, so it works offline against hack/engine's registry.
-const debianBase = "debian:bookworm-slim"
-
 type BotCore struct {
 	// Source tree holding services.yaml and the services.
 	Source *dagger.Directory
@@ -32,12 +28,20 @@ type BotCore struct {
 	PythonBuilder, PythonRuntime string
 	NodeBuilder, NodeRuntime     string
 	ToolsImage                   string
+	// ImagesLock is the lockfile pinning the images above (images.lock);
+	// nil reads the source's, if it has one.
+	ImagesLock *dagger.File
+	// LockDigest is the sha256 of the lockfile the images were pinned by,
+	// set once they are (pin); empty for tags.
+	LockDigest string
 	// Go module the botcore tool CLI is built from (this repository's), the
 	// Go image it is built in and the module proxy that build uses.
 	ToolSource       *dagger.Directory
 	GoImage, GoProxy string
 	// Tool is a botcore binary the caller built; nil compiles ToolSource.
 	Tool *dagger.File
+
+	pinned bool // the image fields are final (pin)
 }
 
 func (m *BotCore) images() builder.Images {
@@ -71,16 +75,18 @@ func New(
 	// Node.js runtime image (node).
 	// +optional
 	nodeRuntime string,
-	// Image with a POSIX shell and tar, for unpacking image archives.
-	// +default="debian:bookworm-slim"
+	// Image with a POSIX shell and tar, for unpacking image archives
+	// (debian:bookworm-slim).
+	// +optional
 	toolsImage string,
 	// Go module of the botcore CLI (scan, sbom, sign); defaults to this
 	// repository's, whatever --source points at.
 	// +defaultPath="/"
 	// +ignore=["*", "!go.mod", "!go.sum", "!cmd/**", "!pipelines/**", "**/*_test.go", "**/testdata"]
 	toolSource *dagger.Directory,
-	// Go image that builds the botcore CLI.
-	// +default="golang:1.26-bookworm"
+	// Go image that builds the botcore CLI and the health prober
+	// (golang:1.26-bookworm).
+	// +optional
 	goImage string,
 	// Go module proxy for that build.
 	// +default="https://proxy.golang.org,direct"
@@ -92,26 +98,19 @@ func New(
 	// Its sha256 and versions go into release.json and the provenance.
 	// +optional
 	tool *dagger.File,
+	// Lockfile pinning every image above by digest; defaults to the
+	// source's images.lock. An image given by flag wins over its entry.
+	// Without a lockfile the images are used by tag (and the digests they
+	// resolved to are recorded in the provenance).
+	// +optional
+	imagesLock *dagger.File,
 ) *BotCore {
-	img := builder.DefaultImages
-	for _, o := range []struct {
-		dst *string
-		v   string
-	}{
-		{&img.RustBuilder, rustBuilder}, {&img.RustRuntime, rustRuntime},
-		{&img.PythonBuilder, pythonBuilder}, {&img.PythonRuntime, pythonRuntime},
-		{&img.NodeBuilder, nodeBuilder}, {&img.NodeRuntime, nodeRuntime},
-	} {
-		if o.v != "" {
-			*o.dst = o.v
-		}
-	}
 	return &BotCore{
 		Source:      source,
-		RustBuilder: img.RustBuilder, RustRuntime: img.RustRuntime,
-		PythonBuilder: img.PythonBuilder, PythonRuntime: img.PythonRuntime,
-		NodeBuilder: img.NodeBuilder, NodeRuntime: img.NodeRuntime,
-		ToolsImage: toolsImage,
+		RustBuilder: rustBuilder, RustRuntime: rustRuntime,
+		PythonBuilder: pythonBuilder, PythonRuntime: pythonRuntime,
+		NodeBuilder: nodeBuilder, NodeRuntime: nodeRuntime,
+		ToolsImage: toolsImage, ImagesLock: imagesLock,
 		ToolSource: toolSource, GoImage: goImage, GoProxy: goproxy, Tool: tool,
 	}
 }
@@ -125,8 +124,11 @@ func (m *BotCore) Smoke(
 	// +default="linux/amd64"
 	platform dagger.Platform,
 ) (string, error) {
+	if err := m.pin(ctx); err != nil {
+		return "", err
+	}
 	out, err := dag.Container(dagger.ContainerOpts{Platform: platform}).
-		From(debianBase).
+		From(m.ToolsImage).
 		WithExec([]string{"uname", "-m"}).
 		Stdout(ctx)
 	return strings.TrimSpace(out), err
@@ -194,6 +196,9 @@ func (m *BotCore) Build(
 	cargoToken *dagger.Secret,
 ) (_ *dagger.Container, rerr error) {
 	defer func() { rerr = wholeError(rerr) }()
+	if err := m.pin(ctx); err != nil {
+		return nil, err
+	}
 	man, err := m.manifest(ctx)
 	if err != nil {
 		return nil, err

@@ -298,6 +298,9 @@ type artifact struct {
 
 // newRun checks the request and reads what the stages need from the source.
 func (m *BotCore) newRun(ctx context.Context, req plan.Request) (*run, error) {
+	if err := m.pin(ctx); err != nil {
+		return nil, err
+	}
 	man, err := m.manifest(ctx)
 	if err != nil {
 		return nil, err
@@ -310,7 +313,7 @@ func (m *BotCore) newRun(ctx context.Context, req plan.Request) (*run, error) {
 		return nil, err
 	}
 	r := &run{plan: p, req: req, started: time.Now().UTC(), out: dag.Directory(), rel: release.Manifest{Version: p.Version, Revision: p.Revision, Created: p.Created,
-		Tags: p.Tags, Platforms: p.Platforms, Unsigned: p.Unsigned}}
+		Tags: p.Tags, Platforms: p.Platforms, Unsigned: p.Unsigned, ImagesLock: m.LockDigest}}
 	for _, s := range p.Services {
 		r.arts = append(r.arts, &artifact{service: s, variants: make([]*dagger.Container, len(p.Platforms)), unlabelled: make([]*dagger.Container, len(p.Platforms)), sboms: map[string]*dagger.File{},
 			vulns: map[string]*dagger.File{}})

@@ -63,6 +63,9 @@ func (m *BotCore) toolIdentity(ctx context.Context) (func() (*release.Tool, erro
 // Botcore returns the container build-all runs its supply-chain tools in:
 // the botcore CLI built from this repository, e.g.
 // `dagger call botcore with-exec --args botcore,--help stdout`.
-func (m *BotCore) Botcore() *dagger.Container {
-	return m.supplychain().Tools()
+func (m *BotCore) Botcore(ctx context.Context) (*dagger.Container, error) {
+	if err := m.pin(ctx); err != nil {
+		return nil, err
+	}
+	return m.supplychain().Tools(), nil
 }

@@ -32,7 +32,7 @@ func TestEverySupportedPlatformHasARustTarget(t *testing.T) {
 // Every language's bases are the images its builder runs From: the runtime
 // on the target platform, the builder where the builder runs it.
 func TestBasesFollowTheBuilders(t *testing.T) {
-	img := DefaultImages
+	img := Images{RustBuilder: "rb", RustRuntime: "rr", PythonBuilder: "pb", PythonRuntime: "pr", NodeBuilder: "nb", NodeRuntime: "nr"}
 	spec := func(lang string) Spec {
 		return Spec{Service: services.Service{Name: "s", Language: lang}, Platform: "linux/arm64", BuildPlatform: "linux/amd64", Images: img}
 	}

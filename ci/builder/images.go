@@ -5,9 +5,9 @@
 // generated bindings of their own.
 package builder
 
-// Images are the base images of every builder and runtime, in one place.
-// Defaults are the official images; the hermetic engine's registry serves
-// Debian-built stand-ins under the same names.
+// Images are the base images of every builder and runtime, in one place:
+// images.lock's entries (pipelines/imagelock), by digest, or the images the
+// module was given.
 type Images struct {
 	RustBuilder   string `json:"rustBuilder"`
 	RustRuntime   string `json:"rustRuntime"`
@@ -15,16 +15,6 @@ type Images struct {
 	PythonRuntime string `json:"pythonRuntime"`
 	NodeBuilder   string `json:"nodeBuilder"`
 	NodeRuntime   string `json:"nodeRuntime"`
-}
-
-// DefaultImages are the official images the builders are written against.
-var DefaultImages = Images{
-	RustBuilder:   "rust:1-slim-trixie",
-	RustRuntime:   "gcr.io/distroless/cc-debian13:nonroot",
-	PythonBuilder: "python:3.13-trixie",
-	PythonRuntime: "python:3.13-slim-trixie",
-	NodeBuilder:   "node:20-trixie",
-	NodeRuntime:   "node:20-trixie-slim",
 }
 
 // NonRoot is the user every runtime image runs as (distroless's "nonroot").

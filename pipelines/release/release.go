@@ -66,6 +66,9 @@ type Manifest struct {
 	// Tool is the botcore binary that scanned, SBOM'd and signed; nil when
 	// nothing was scanned.
 	Tool *Tool `json:"tool,omitempty"`
+	// ImagesLock is the sha256 of the images.lock the builds started from;
+	// empty when the base images were named by tag.
+	ImagesLock string `json:"imagesLock,omitempty"`
 }
 
 // RecordPublish records how far a publish got and, when it failed, why.
