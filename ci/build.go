@@ -52,7 +52,7 @@ func (s buildStage) Run(ctx context.Context, r *run) error {
 		return err
 	}
 	for _, a := range r.arts {
-		lay, err := s.m.exportLayout(ctx, a.variants)
+		lay, err := s.m.exportLayout(ctx, a.variants, r.plan.Epoch)
 		if err != nil {
 			return fmt.Errorf("export %s: %w", a.service.Name, err)
 		}

@@ -71,6 +71,7 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 		GoImage       string
 		GoProxy       string
 		Tool          *dagger.File
+		Git           *dagger.Directory
 	}
 	concrete.Source = r.Source
 	concrete.RustBuilder = r.RustBuilder
@@ -86,6 +87,7 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 	concrete.GoImage = r.GoImage
 	concrete.GoProxy = r.GoProxy
 	concrete.Tool = r.Tool
+	concrete.Git = r.Git
 	return json.Marshal(&concrete)
 }
 
@@ -105,6 +107,7 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 		GoImage       string
 		GoProxy       string
 		Tool          *dagger.File
+		Git           *dagger.Directory
 	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
@@ -124,6 +127,7 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 	r.GoImage = concrete.GoImage
 	r.GoProxy = concrete.GoProxy
 	r.Tool = concrete.Tool
+	r.Git = concrete.Git
 	return nil
 }
 
@@ -784,7 +788,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg imagesLock", err))
 				}
 			}
-			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage, toolSource, goImage, goproxy, tool, imagesLock), nil
+			var git *dagger.Directory
+			if inputArgs["git"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["git"]), &git)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg git", err))
+				}
+			}
+			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage, toolSource, goImage, goproxy, tool, imagesLock, git), nil
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

@@ -40,6 +40,9 @@ type BotCore struct {
 	GoImage, GoProxy string
 	// Tool is a botcore binary the caller built; nil compiles ToolSource.
 	Tool *dagger.File
+	// Git holds the checkout's .git, for the commit time; empty when the
+	// source is no git checkout.
+	Git *dagger.Directory
 
 	pinned bool // the image fields are final (pin)
 }
@@ -104,6 +107,14 @@ func New(
 	// resolved to are recorded in the provenance).
 	// +optional
 	imagesLock *dagger.File,
+	// The checkout whose HEAD's commit time stamps the images when
+	// --source-date-epoch is not given (only its .git is read); defaults to
+	// this repository. Pass the same directory as --source when that is
+	// another checkout.
+	// +defaultPath="/"
+	// +ignore=["*", "!.git", "!.git/**"]
+	// +optional
+	git *dagger.Directory,
 ) *BotCore {
 	return &BotCore{
 		Source:      source,
@@ -111,7 +122,7 @@ func New(
 		PythonBuilder: pythonBuilder, PythonRuntime: pythonRuntime,
 		NodeBuilder: nodeBuilder, NodeRuntime: nodeRuntime,
 		ToolsImage: toolsImage, ImagesLock: imagesLock,
-		ToolSource: toolSource, GoImage: goImage, GoProxy: goproxy, Tool: tool,
+		ToolSource: toolSource, GoImage: goImage, GoProxy: goproxy, Tool: tool, Git: git,
 	}
 }
 
@@ -164,8 +175,9 @@ func (m *BotCore) Build(
 	// Release version recorded in the image labels (semver, e.g. v1.0.0).
 	// +optional
 	version string,
-	// SOURCE_DATE_EPOCH: file times and the created label; 0 is 1970-01-01.
-	// +optional
+	// SOURCE_DATE_EPOCH, as for build-all: by default the commit time of
+	// the checkout's HEAD.
+	// +default=-1
 	sourceDateEpoch int,
 	// Build secrets the service's Dockerfile mounts, as for build-all.
 	// +optional
@@ -209,6 +221,11 @@ func (m *BotCore) Build(
 	}
 	if _, err := services.ParsePlatforms(string(platform)); err != nil {
 		return nil, err
+	}
+	if sourceDateEpoch == epochFromSource {
+		if sourceDateEpoch, err = m.sourceDate(ctx); err != nil {
+			return nil, err
+		}
 	}
 	lbl, _, err := plan.ImageLabels(version, "", "", sourceDateEpoch)
 	if err != nil {

@@ -68,8 +68,11 @@ func (m *BotCore) BuildAll(
 	// Repository URL for the org.opencontainers.image.source label.
 	// +optional
 	sourceUrl string,
-	// SOURCE_DATE_EPOCH (the commit time): file times and the created label.
-	// +optional
+	// SOURCE_DATE_EPOCH: file times, the config's created time and the
+	// created label, in seconds since 1970 (0 is 1970-01-01). By default the
+	// commit time of the checkout's HEAD (see --git), or, without a git
+	// checkout, the newest file time in the source.
+	// +default=-1
 	sourceDateEpoch int,
 	// Vulnerability severities that fail the release (Trivy).
 	// +default="HIGH,CRITICAL"
@@ -305,12 +308,24 @@ func (m *BotCore) newRun(ctx context.Context, req plan.Request) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
+	fromSource := req.Epoch == epochFromSource
+	if fromSource {
+		req.Epoch = 0 // the rest of the request is checked before the source is read
+	}
 	p, err := plan.New(man, req)
 	if err != nil {
 		return nil, withFlag(err)
 	}
 	if err := m.checkSources(ctx, p.Services); err != nil {
 		return nil, err
+	}
+	if fromSource {
+		if req.Epoch, err = m.sourceDate(ctx); err != nil {
+			return nil, err
+		}
+		if p, err = plan.New(man, req); err != nil {
+			return nil, withFlag(err)
+		}
 	}
 	r := &run{plan: p, req: req, started: time.Now().UTC(), out: dag.Directory(), rel: release.Manifest{Version: p.Version, Revision: p.Revision, Created: p.Created,
 		Tags: p.Tags, Platforms: p.Platforms, Unsigned: p.Unsigned, ImagesLock: m.LockDigest}}
