@@ -72,6 +72,7 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 		GoProxy       string
 		Tool          *dagger.File
 		Git           *dagger.Directory
+		BuildKey      *dagger.Secret
 	}
 	concrete.Source = r.Source
 	concrete.RustBuilder = r.RustBuilder
@@ -88,6 +89,7 @@ func (r BotCore) MarshalJSON() ([]byte, error) {
 	concrete.GoProxy = r.GoProxy
 	concrete.Tool = r.Tool
 	concrete.Git = r.Git
+	concrete.BuildKey = r.BuildKey
 	return json.Marshal(&concrete)
 }
 
@@ -108,6 +110,7 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 		GoProxy       string
 		Tool          *dagger.File
 		Git           *dagger.Directory
+		BuildKey      *dagger.Secret
 	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
@@ -128,6 +131,7 @@ func (r *BotCore) UnmarshalJSON(bs []byte) error {
 	r.GoProxy = concrete.GoProxy
 	r.Tool = concrete.Tool
 	r.Git = concrete.Git
+	r.BuildKey = concrete.BuildKey
 	return nil
 }
 
@@ -670,6 +674,83 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
 			return (*BotCore).LockImages(&parent, ctx)
+		case "RebuildCheck":
+			var parent BotCore
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var release *dagger.Directory
+			if inputArgs["release"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["release"]), &release)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg release", err))
+				}
+			}
+			var buildSecrets []*dagger.Secret
+			if inputArgs["buildSecrets"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["buildSecrets"]), &buildSecrets)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg buildSecrets", err))
+				}
+			}
+			var pipIndexUrl string
+			if inputArgs["pipIndexUrl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipIndexUrl"]), &pipIndexUrl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipIndexUrl", err))
+				}
+			}
+			var pipExtraIndexUrl []string
+			if inputArgs["pipExtraIndexUrl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipExtraIndexUrl"]), &pipExtraIndexUrl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipExtraIndexUrl", err))
+				}
+			}
+			var pipFindLinks []string
+			if inputArgs["pipFindLinks"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipFindLinks"]), &pipFindLinks)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipFindLinks", err))
+				}
+			}
+			var pipCredentials *dagger.Secret
+			if inputArgs["pipCredentials"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["pipCredentials"]), &pipCredentials)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg pipCredentials", err))
+				}
+			}
+			var npmRegistry string
+			if inputArgs["npmRegistry"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["npmRegistry"]), &npmRegistry)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg npmRegistry", err))
+				}
+			}
+			var npmToken *dagger.Secret
+			if inputArgs["npmToken"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["npmToken"]), &npmToken)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg npmToken", err))
+				}
+			}
+			var cargoRegistry string
+			if inputArgs["cargoRegistry"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["cargoRegistry"]), &cargoRegistry)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg cargoRegistry", err))
+				}
+			}
+			var cargoToken *dagger.Secret
+			if inputArgs["cargoToken"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["cargoToken"]), &cargoToken)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg cargoToken", err))
+				}
+			}
+			return (*BotCore).RebuildCheck(&parent, ctx, release, buildSecrets, pipIndexUrl, pipExtraIndexUrl, pipFindLinks, pipCredentials, npmRegistry, npmToken, cargoRegistry, cargoToken)
 		case "Services":
 			var parent BotCore
 			err = json.Unmarshal(parentJSON, &parent)
@@ -795,7 +876,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg git", err))
 				}
 			}
-			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage, toolSource, goImage, goproxy, tool, imagesLock, git), nil
+			var buildKey *dagger.Secret
+			if inputArgs["buildKey"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["buildKey"]), &buildKey)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg buildKey", err))
+				}
+			}
+			return New(source, rustBuilder, rustRuntime, pythonBuilder, pythonRuntime, nodeBuilder, nodeRuntime, toolsImage, toolSource, goImage, goproxy, tool, imagesLock, git, buildKey), nil
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

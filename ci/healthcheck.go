@@ -3,7 +3,6 @@ package main
 import (
 	_ "embed"
 
-	"dagger/bot-core/builder"
 	"dagger/bot-core/internal/dagger"
 
 	"github.com/bot-core/delivery/pipelines/services"
@@ -20,19 +19,7 @@ var probeSource string
 // platform, static, and without a build id, so one source and one Go image
 // give the same bytes, and the layer holding it the same digest.
 func (m *BotCore) probe(p dagger.Platform) *dagger.File {
-	return dag.Container().From(m.GoImage).
-		WithEnvVariable("CGO_ENABLED", "0").
-		WithEnvVariable("GOOS", "linux").
-		WithEnvVariable("GOARCH", builder.Arch(p)).
-		// The standard library only: nothing to download, no toolchain switch.
-		WithEnvVariable("GOTOOLCHAIN", "local").
-		WithEnvVariable("GOPROXY", "off").
-		WithEnvVariable("GOFLAGS", "").
-		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("bot-core-probe-go-build")).
-		WithNewFile("/src/main.go", probeSource).
-		WithWorkdir("/src").
-		WithExec([]string{"go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", "/out/botcore-probe", "main.go"}).
-		File("/out/botcore-probe")
+	return m.goTool("botcore-probe", probeSource, p)
 }
 
 // probeFor is the prober s's image needs: none when its health check is a

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -83,6 +84,18 @@ func (m *BotCore) pin(ctx context.Context) error {
 	}
 	if lock == nil {
 		fmt.Printf("images: by tag, no %s (dagger call lock-images export --path %s pins them)\n", imagelock.File, imagelock.File)
+	}
+	if m.BuildKey != nil {
+		key, err := m.BuildKey.Plaintext(ctx)
+		if err != nil {
+			return fmt.Errorf("--build-key: %w", err)
+		}
+		if key == "" {
+			return fmt.Errorf("--build-key is empty")
+		}
+		mac := hmac.New(sha256.New, []byte(key))
+		mac.Write([]byte("bot-core build key id"))
+		m.buildKeyID = hex.EncodeToString(mac.Sum(nil))[:16]
 	}
 	m.LockDigest, m.pinned = sum, true
 	return nil

@@ -43,8 +43,11 @@ type BotCore struct {
 	// Git holds the checkout's .git, for the commit time; empty when the
 	// source is no git checkout.
 	Git *dagger.Directory
+	// BuildKey is the secret Next.js's per-build keys are derived from.
+	BuildKey *dagger.Secret
 
-	pinned bool // the image fields are final (pin)
+	pinned     bool   // the image fields are final (pin)
+	buildKeyID string // names BuildKey (pin)
 }
 
 func (m *BotCore) images() builder.Images {
@@ -115,6 +118,12 @@ func New(
 	// +ignore=["*", "!.git", "!.git/**"]
 	// +optional
 	git *dagger.Directory,
+	// Secret the keys Next.js would draw at random in every build (preview
+	// mode, server actions encryption) are derived from, e.g.
+	// env:BOTCORE_BUILD_KEY: with it, rebuilding a Next.js service gives
+	// the same image; without it, never. Keep it as secret as a signing key.
+	// +optional
+	buildKey *dagger.Secret,
 ) *BotCore {
 	return &BotCore{
 		Source:      source,
@@ -122,7 +131,7 @@ func New(
 		PythonBuilder: pythonBuilder, PythonRuntime: pythonRuntime,
 		NodeBuilder: nodeBuilder, NodeRuntime: nodeRuntime,
 		ToolsImage: toolsImage, ImagesLock: imagesLock,
-		ToolSource: toolSource, GoImage: goImage, GoProxy: goproxy, Tool: tool, Git: git,
+		ToolSource: toolSource, GoImage: goImage, GoProxy: goproxy, Tool: tool, Git: git, BuildKey: buildKey,
 	}
 }
 
@@ -263,6 +272,8 @@ func (m *BotCore) build(ctx context.Context, s services.Service, p dagger.Platfo
 		Secrets:       secretsOf(s, secrets),
 		Indexes:       idx,
 		Probe:         m.probeFor(s, p),
+		BuildKey:      m.BuildKey,
+		BuildKeyID:    m.buildKeyID,
 	})
 }
 

@@ -327,7 +327,7 @@ func (m *BotCore) newRun(ctx context.Context, req plan.Request) (*run, error) {
 			return nil, withFlag(err)
 		}
 	}
-	r := &run{plan: p, req: req, started: time.Now().UTC(), out: dag.Directory(), rel: release.Manifest{Version: p.Version, Revision: p.Revision, Created: p.Created,
+	r := &run{plan: p, req: req, started: time.Now().UTC(), out: dag.Directory(), rel: release.Manifest{Version: p.Version, Revision: p.Revision, SourceURL: req.SourceURL, Created: p.Created,
 		Tags: p.Tags, Platforms: p.Platforms, Unsigned: p.Unsigned, ImagesLock: m.LockDigest}}
 	for _, s := range p.Services {
 		r.arts = append(r.arts, &artifact{service: s, variants: make([]*dagger.Container, len(p.Platforms)), unlabelled: make([]*dagger.Container, len(p.Platforms)), sboms: map[string]*dagger.File{},

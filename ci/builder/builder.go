@@ -37,6 +37,12 @@ type Spec struct {
 	// Probe is botcore-probe for Platform, put into the image when the
 	// service's health check is an HTTP path (nil for a health-command).
 	Probe *dagger.File
+	// BuildKey is the secret per-build keys are derived from where a
+	// framework would draw random ones (Next.js's preview mode and server
+	// actions keys), with BuildKeyID naming it without revealing it; nil
+	// leaves them random.
+	BuildKey   *dagger.Secret
+	BuildKeyID string
 }
 
 // Indexes are the package indexes a build uses (see package pkgindex).

@@ -26,15 +26,16 @@ func nextjsBuild(c *dagger.Client, s Spec) *dagger.Directory {
 		WithWorkdir("/src").
 		// Dependencies first: a source change then reuses the npm ci layer.
 		WithDirectory("/src", lock), c, s.Indexes.Npm)
-	built := installed.
-		WithDirectory("/src", s.Source, dagger.ContainerWithDirectoryOpts{Exclude: []string{"node_modules", ".next"}}).
+	built := withNextKeys(installed.
+		WithDirectory("/src", s.Source, dagger.ContainerWithDirectoryOpts{Exclude: []string{"node_modules", ".next"}}), s).
 		// public/ is optional in Next.js; the layout below always copies it.
-		WithExec(sh(`npm run build
+		WithExec(sh(nextKeysScript(s) + `npm run build
 mkdir -p public
 [ -f .next/standalone/server.js ] || {
   echo "service ` + s.Service.Name + `: next build made no standalone server (.next/standalone/server.js): next.config sets output to something else (e.g. 'export'); remove it or set output: 'standalone'" >&2
   exit 1
-}`)).
+}
+` + sortManifests)).
 		Directory("/src")
 	// Lay the app out as Next's standalone docs describe: server.js with its
 	// traced node_modules, plus the static assets and public files beside it.
@@ -43,6 +44,61 @@ mkdir -p public
 		WithDirectory(".next/static", built.Directory(".next/static")).
 		WithDirectory("public", built.Directory("public")).
 		WithTimestamps(s.Epoch)
+}
+
+// sortManifests writes Next's route manifests with their routes in
+// order: next build lists them in the order its compilations finish, which
+// varies from one build to the next (pages-manifest.json had /_app and
+// /_error swapped between two builds of one commit). They map routes to
+// files, so the order means nothing to Next.
+const sortManifests = `node -e '
+const fs = require("fs");
+for (const f of process.argv.slice(1)) {
+  if (!fs.existsSync(f)) continue;
+  const m = JSON.parse(fs.readFileSync(f, "utf8"));
+  fs.writeFileSync(f, JSON.stringify(Object.fromEntries(Object.keys(m).sort().map((k) => [k, m[k]])), null, 2));
+}
+' .next/server/pages-manifest.json .next/server/app-paths-manifest.json \
+  .next/standalone/.next/server/pages-manifest.json .next/standalone/.next/server/app-paths-manifest.json
+`
+
+// Next.js draws three random keys at every build and writes them into the
+// output (.next/prerender-manifest.json and the server reference manifest):
+// the preview mode's id, signing and encryption keys and the server
+// actions' encryption key, so two builds of one commit never match. With a
+// build key, each is an HMAC of it (per service and purpose), given to Next
+// the ways it reads them: the preview keys from .next/cache/.previewinfo,
+// the actions key from NEXT_SERVER_ACTIONS_ENCRYPTION_KEY. They stay
+// secret to whoever does not hold the build key, and a rebuild gets the
+// same ones.
+func withNextKeys(ctr *dagger.Container, s Spec) *dagger.Container {
+	if s.BuildKey == nil {
+		return ctr
+	}
+	// The id, not the secret, is what the build step's cache key sees: a
+	// new build key builds again.
+	return ctr.WithEnvVariable("BOTCORE_BUILD_KEY_ID", s.BuildKeyID).
+		WithSecretVariable("BOTCORE_BUILD_KEY", s.BuildKey)
+}
+
+func nextKeysScript(s Spec) string {
+	if s.BuildKey == nil {
+		return ""
+	}
+	return `eval "$(node -e '
+const c = require("crypto"), fs = require("fs");
+const h = (p) => c.createHmac("sha256", process.env.BOTCORE_BUILD_KEY).update(process.argv[1] + "/" + p).digest();
+fs.mkdirSync(".next/cache", { recursive: true });
+fs.writeFileSync(".next/cache/.previewinfo", JSON.stringify({
+  previewModeId: h("preview-mode-id").toString("hex").slice(0, 32),
+  previewModeSigningKey: h("preview-mode-signing-key").toString("hex"),
+  previewModeEncryptionKey: h("preview-mode-encryption-key").toString("hex"),
+  expireAt: 4102444800000,
+}));
+console.log("export NEXT_SERVER_ACTIONS_ENCRYPTION_KEY=" + h("server-actions-encryption-key").toString("base64"));
+' ` + s.Service.Name + `)"
+unset BOTCORE_BUILD_KEY
+`
 }
 
 func nextjs(c *dagger.Client, s Spec) (*dagger.Container, error) {

@@ -15,6 +15,9 @@ BOTCORE_CACHE=${BOTCORE_CACHE:-/var/cache/bot-core}
 REGISTRY_ADDR=${BOTCORE_REGISTRY_ADDR:-127.0.0.1:5000}
 ENGINE_SOCK=/run/dagger/engine.sock
 RUN_DIR=$BOTCORE_CACHE/run          # pids and logs of the running engine and registry
+# The engine's cache. Another directory gives an engine that shares nothing
+# with the usual one (test/e2e's cold rebuild); up.sh without it goes back.
+ENGINE_STATE=${BOTCORE_ENGINE_STATE:-$BOTCORE_CACHE/engine-state}
 DEBIAN_MIRROR_SOURCES=/etc/apt/sources.list.d/debian.sources
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -36,7 +36,7 @@ registry_alive() {
 # Everything hack/engine is made from: any change takes the slow path below.
 # The machine's CA certificates count too: the images carry them.
 # shellcheck disable=SC2046 # one path per line, no spaces
-recipe() { key "$ENGINE_SRC"/*.sh "$ENGINE_SRC"/images.txt "$ENGINE_SRC"/go.* "$ENGINE_SRC"/mkimage/*.go "$ENGINE_SRC"/trustlayer/*.go $(host_certs) -- "$REGISTRY_ADDR" "$(go_version)"; }
+recipe() { key "$ENGINE_SRC"/*.sh "$ENGINE_SRC"/images.txt "$ENGINE_SRC"/go.* "$ENGINE_SRC"/mkimage/*.go "$ENGINE_SRC"/trustlayer/*.go $(host_certs) -- "$REGISTRY_ADDR" "$(go_version)" "$ENGINE_STATE"; }
 
 # Warm path: everything up and built from the current recipe. Answers in well
 # under a second, so callers can run up.sh before every command.
@@ -164,23 +164,23 @@ gc_policy() {
 
 start_engine() { # bin content digest [gc-policy [why a running engine restarts]]
   local bin=$1 content=$2 digest=$3 gc=${4:-$(gc_policy "$GC_MAX_GIB" "$GC_MIN_FREE_GIB" "$GC_SWEEP_GIB")}
-  local conf; conf="$bin $digest $REGISTRY_ADDR $(key "$ENGINE_SRC/engine-ns.sh" -- "$gc") ${BOTCORE_ENGINE_TCP:-}"
+  local conf; conf="$bin $digest $REGISTRY_ADDR $(key "$ENGINE_SRC/engine-ns.sh" -- "$gc") $ENGINE_STATE ${BOTCORE_ENGINE_TCP:-}"
   if engine_alive && [ "$(cat "$RUN_DIR/engine.conf" 2>/dev/null)" = "$conf" ]; then return; fi
   engine_alive && { log "restarting the engine ${5:-because its recipe changed}"; stop_engine; }
-  log "starting Dagger engine $DAGGER_VERSION (state: $BOTCORE_CACHE/engine-state, log: $RUN_DIR/logs/engine.log)"
-  mkdir -p /run/dagger "$RUN_DIR/ns" "$BOTCORE_CACHE/engine-state/$DAGGER_VERSION"
+  log "starting Dagger engine $DAGGER_VERSION (state: $ENGINE_STATE, log: $RUN_DIR/logs/engine.log)"
+  mkdir -p /run/dagger "$RUN_DIR/ns" "$ENGINE_STATE/$DAGGER_VERSION"
   rm -f "$ENGINE_SOCK"
   # An engine killed mid-build leaves overlayfs work dirs behind whose
   # "incompat/volatile" marker makes the kernel refuse the next mount of that
   # snapshot ("failed to mount ... invalid argument"). The engine mounts in its
   # own namespace, so with it down nothing is mounted and they are all stale.
-  find "$BOTCORE_CACHE/engine-state/$DAGGER_VERSION/worker/snapshots/snapshots" -mindepth 3 -maxdepth 3 \
+  find "$ENGINE_STATE/$DAGGER_VERSION/worker/snapshots/snapshots" -mindepth 3 -maxdepth 3 \
     -path '*/work/work' -type d -exec rm -rf {} + 2>/dev/null || true
   # Own mount namespace: the engine's host-file rewrites stay private.
   # Own PID namespace: when the engine exits, every container it left dies too.
   BOTCORE_ENGINE_GC=$gc setsid unshare --mount --propagation private --pid --fork --mount-proc --kill-child=SIGTERM \
     "$ENGINE_SRC/engine-ns.sh" "$bin" "$content" "$digest" \
-    "$BOTCORE_CACHE/engine-state/$DAGGER_VERSION" "$REGISTRY_ADDR" "$RUN_DIR/ns" "${BOTCORE_ENGINE_TCP:-}" \
+    "$ENGINE_STATE/$DAGGER_VERSION" "$REGISTRY_ADDR" "$RUN_DIR/ns" "${BOTCORE_ENGINE_TCP:-}" \
     >"$RUN_DIR/logs/engine.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN_DIR/engine.pid"
   local i

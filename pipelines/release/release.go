@@ -41,9 +41,11 @@ type Manifest struct {
 	State string `json:"state"`
 	// Error is why the release stopped; empty when it completed. A record
 	// with an error is a failed release whatever its state.
-	Error     string    `json:"error,omitempty"`
-	Version   string    `json:"version,omitempty"`
-	Revision  string    `json:"revision,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Version  string `json:"version,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	// SourceURL is the repository named in the images' source label.
+	SourceURL string    `json:"sourceUrl,omitempty"`
 	Created   time.Time `json:"created"`
 	Registry  string    `json:"registry,omitempty"`
 	Published bool      `json:"published"`

@@ -1,126 +1,114 @@
-// Package reproducible takes out of an exported image what depends on when
-// and where it was exported rather than on what it holds, so the same source
-// gives the same digests on any engine, any day.
-//
-// Dagger v0.19's exporter stamps each image config's created time and every
-// history entry with the creation times of the engine's cache records (so
-// an engine that built the layers earlier, or a fresh one, gives other
-// configs), and lists an index's platforms in Go map order (so two exports
-// of the same images give two index digests about half the time). Layers
-// are left alone: the engine compresses its own with Go's gzip at a fixed
-// level and no header time, and base layers keep the pinned base's blobs.
+// Package reproducible compares a rebuilt image with a release's, layer by
+// layer and in its config, to say where a rebuild that should be identical
+// is not.
 package reproducible
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"sort"
-	"time"
+	"maps"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// decode reads JSON into generic values, numbers kept as written, so
-// re-encoding changes nothing but the fields set on purpose.
-func decode(raw []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v map[string]any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	return v, nil
+// Image is what a comparison reads of one platform's image.
+type Image struct {
+	Manifest v1.Manifest
+	Config   v1.ConfigFile
 }
 
-// encode is canonical: encoding/json writes map keys sorted, so equal
-// content is equal bytes.
-func encode(v map[string]any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// Config is the image config raw with its created time and every history
-// entry's set to epoch.
-func Config(raw []byte, epoch time.Time) ([]byte, error) {
-	cfg, err := decode(raw)
-	if err != nil {
-		return nil, fmt.Errorf("image config: %w", err)
-	}
-	stamp := epoch.UTC().Format(time.RFC3339)
-	cfg["created"] = stamp
-	if hist, ok := cfg["history"].([]any); ok {
-		for i, h := range hist {
-			entry, ok := h.(map[string]any)
-			if !ok {
-				return nil, fmt.Errorf("image config: history[%d] is not an object", i)
+// Diff says how a rebuild (got) differs from a release's image (want), one
+// line per difference: which layers (by position, with the step that made
+// each when the history says), then what in the config. Nothing means the
+// two are the same image.
+func Diff(want, got Image) []string {
+	var out []string
+	wl, gl := want.Manifest.Layers, got.Manifest.Layers
+	n := max(len(wl), len(gl))
+	steps := madeBy(got.Config)
+	for i := range n {
+		at := fmt.Sprintf("layer %d of %d", i+1, n)
+		switch {
+		case i >= len(wl):
+			out = append(out, fmt.Sprintf("%s: only in the rebuild (%s)%s", at, short(gl[i].Digest), step(steps, i)))
+		case i >= len(gl):
+			out = append(out, fmt.Sprintf("%s: only in the release (%s)", at, short(wl[i].Digest)))
+		case wl[i].Digest != gl[i].Digest:
+			what := "other content"
+			if w, g := diffID(want.Config, i), diffID(got.Config, i); w != "" && w == g {
+				what = "the same content compressed differently"
 			}
-			entry["created"] = stamp
+			out = append(out, fmt.Sprintf("%s differs: %s in the release, %s rebuilt, %s%s", at, short(wl[i].Digest), short(gl[i].Digest), what, step(steps, i)))
 		}
 	}
-	return encode(cfg)
-}
-
-// Descriptor is what a manifest or index says of a blob it points at.
-type Descriptor struct {
-	Digest string
-	Size   int64
-}
-
-// Manifest is the image manifest raw pointing at config instead.
-func Manifest(raw []byte, config Descriptor) ([]byte, error) {
-	mf, err := decode(raw)
-	if err != nil {
-		return nil, fmt.Errorf("image manifest: %w", err)
+	wc, gc := want.Config, got.Config
+	if !wc.Created.Equal(gc.Created.Time) {
+		out = append(out, fmt.Sprintf("config: created %s in the release, %s rebuilt", wc.Created.UTC(), gc.Created.UTC()))
 	}
-	c, ok := mf["config"].(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("image manifest: no config descriptor")
-	}
-	c["digest"] = config.Digest
-	c["size"] = config.Size
-	return encode(mf)
-}
-
-// Index is the image index raw with its manifests replaced (by digest, as
-// renamed maps each old digest to its new descriptor) and in platform order.
-func Index(raw []byte, renamed map[string]Descriptor) ([]byte, error) {
-	idx, err := decode(raw)
-	if err != nil {
-		return nil, fmt.Errorf("image index: %w", err)
-	}
-	list, ok := idx["manifests"].([]any)
-	if !ok {
-		return nil, fmt.Errorf("image index: no manifests")
-	}
-	keys := make([]string, len(list))
-	for i, m := range list {
-		d, ok := m.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("image index: manifests[%d] is not an object", i)
+	for _, k := range slices.Sorted(maps.Keys(union(wc.Config.Labels, gc.Config.Labels))) {
+		if w, g := wc.Config.Labels[k], gc.Config.Labels[k]; w != g {
+			out = append(out, fmt.Sprintf("config: label %s %q in the release, %q rebuilt", k, w, g))
 		}
-		if n, ok := renamed[fmt.Sprint(d["digest"])]; ok {
-			d["digest"], d["size"] = n.Digest, n.Size
+	}
+	for _, f := range []struct {
+		name string
+		w, g []string
+	}{{"env", wc.Config.Env, gc.Config.Env}, {"entrypoint", wc.Config.Entrypoint, gc.Config.Entrypoint}, {"cmd", wc.Config.Cmd, gc.Config.Cmd}} {
+		if !slices.Equal(f.w, f.g) {
+			out = append(out, fmt.Sprintf("config: %s %q in the release, %q rebuilt", f.name, f.w, f.g))
 		}
-		keys[i] = platformKey(d) + " " + fmt.Sprint(d["digest"])
 	}
-	order := make([]int, len(list))
-	for i := range order {
-		order[i] = i
+	if wc.Config.User != gc.Config.User || wc.Config.WorkingDir != gc.Config.WorkingDir {
+		out = append(out, fmt.Sprintf("config: user/workdir %q %q in the release, %q %q rebuilt", wc.Config.User, wc.Config.WorkingDir, gc.Config.User, gc.Config.WorkingDir))
 	}
-	sort.SliceStable(order, func(a, b int) bool { return keys[order[a]] < keys[order[b]] })
-	sorted := make([]any, len(list))
-	for i, j := range order {
-		sorted[i] = list[j]
+	if len(out) == 0 && want.Manifest.Config.Digest != got.Manifest.Config.Digest {
+		out = append(out, fmt.Sprintf("config: %s in the release, %s rebuilt (history or other fields)", short(want.Manifest.Config.Digest), short(got.Manifest.Config.Digest)))
 	}
-	idx["manifests"] = sorted
-	return encode(idx)
+	return out
 }
 
-func platformKey(d map[string]any) string {
-	p, _ := d["platform"].(map[string]any)
-	return fmt.Sprintf("%v/%v/%v", p["os"], p["architecture"], p["variant"])
+// madeBy is each layer's history entry's created_by, in layer order.
+func madeBy(c v1.ConfigFile) []string {
+	var steps []string
+	for _, h := range c.History {
+		if !h.EmptyLayer {
+			steps = append(steps, h.CreatedBy)
+		}
+	}
+	return steps
+}
+
+func step(steps []string, i int) string {
+	if i >= len(steps) || strings.TrimSpace(steps[i]) == "" {
+		return ""
+	}
+	s := strings.Join(strings.Fields(steps[i]), " ")
+	if len(s) > 100 {
+		s = s[:100] + "…"
+	}
+	return "; made by: " + s
+}
+
+func diffID(c v1.ConfigFile, i int) string {
+	if i < len(c.RootFS.DiffIDs) {
+		return c.RootFS.DiffIDs[i].String()
+	}
+	return ""
+}
+
+func short(h v1.Hash) string {
+	if len(h.Hex) > 12 {
+		return h.Algorithm + ":" + h.Hex[:12]
+	}
+	return h.String()
+}
+
+func union(a, b map[string]string) map[string]string {
+	u := maps.Clone(a)
+	if u == nil {
+		u = map[string]string{}
+	}
+	maps.Copy(u, b)
+	return u
 }
