@@ -72,8 +72,14 @@ func (m *BotCore) RebuildCheck(
 		}
 		names = append(names, s.Name)
 	}
-	r, err := m.newRun(ctx, plan.Request{Services: names, Platforms: strings.Join(rel.Platforms, ","), Version: rel.Version,
-		GitSHA: rel.Revision, SourceURL: rel.SourceURL, Epoch: int(rel.Created.Unix()), Severity: "HIGH,CRITICAL"})
+	req := plan.Request{Services: names, Platforms: strings.Join(rel.Platforms, ","), Version: rel.Version,
+		GitSHA: rel.Revision, SourceURL: rel.SourceURL, Epoch: int(rel.Created.Unix()), Severity: "HIGH,CRITICAL"}
+	if req.Version == "" {
+		// A branch build: its tags are not part of the images, but a plan
+		// needs something to tag.
+		req.GitRef = "refs/heads/rebuild-check"
+	}
+	r, err := m.newRun(ctx, req)
 	if err != nil {
 		return "", err
 	}

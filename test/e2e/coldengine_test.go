@@ -140,7 +140,6 @@ func TestAnEngineWithoutCacheBuildsTheSameRelease(t *testing.T) {
 	}
 }
 
-
 // exported is a build-all export: its directory and release.json.
 type exported struct {
 	dir string
