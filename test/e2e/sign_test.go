@@ -195,7 +195,9 @@ func TestSigning(t *testing.T) {
 		byKey := []string{"--key", kp.PublicFile, "--insecure-ignore-tlog"}
 		for _, d := range svc.Platforms {
 			pref := prefix + "/rust-core-engine@" + d
-			checkProvenance(t, s, byKey, pref, d, wantProvenance{version: "v3.1.0", gitRef: "refs/heads/main", gitSHA: keySHA, tool: m.Tool})
+			checkProvenance(t, s, byKey, pref, d, wantProvenance{version: "v3.1.0", gitRef: "refs/heads/main", gitSHA: keySHA, tool: m.Tool,
+				// No --source-date-epoch: the commit time of the checkout.
+				epoch: headCommitTime(t)})
 			checkVulnAttestation(t, s, byKey, pref, d)
 			for _, typ := range []string{"slsaprovenance1", "vuln"} {
 				if r := s.Cosign(t, nil, "verify-attestation", "--type", typ, "--key", other.PublicFile, "--insecure-ignore-tlog", pref); r.Err == nil {

@@ -24,18 +24,25 @@ func createdLabel(t *testing.T, before []string, after ...string) time.Time {
 	return when
 }
 
+// headCommitTime is the repository's HEAD commit time, what build-all
+// stamps images with when no --source-date-epoch is given.
+func headCommitTime(t *testing.T) int64 {
+	t.Helper()
+	out, err := exec.Command("git", "-C", repoRoot(t), "log", "-1", "--format=%ct").Output()
+	if err != nil {
+		t.Skipf("the repository is not a git checkout here: %v", err)
+	}
+	secs, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secs
+}
+
 // Without --source-date-epoch an image is dated by its source, never 1970.
 func TestSourceDateDefaultsToTheSource(t *testing.T) {
 	t.Run("a git checkout: the commit time of HEAD", func(t *testing.T) {
-		out, err := exec.Command("git", "-C", repoRoot(t), "log", "-1", "--format=%ct").Output()
-		if err != nil {
-			t.Skipf("the repository is not a git checkout here: %v", err)
-		}
-		secs, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := time.Unix(secs, 0)
+		want := time.Unix(headCommitTime(t), 0)
 		if got := createdLabel(t, nil); !got.Equal(want) {
 			t.Errorf("created %s, want HEAD's commit time %s", got, want)
 		}
