@@ -296,9 +296,14 @@ func (m *BotCore) manifest(ctx context.Context) (services.Manifest, error) {
 
 // optionalFile is the source's file at path, nil when it has none.
 func (m *BotCore) optionalFile(ctx context.Context, path string) (*dagger.File, error) {
-	found, err := m.Source.Glob(ctx, path)
+	return fileIn(ctx, m.Source, path)
+}
+
+// fileIn is dir's file at path, nil when it has none.
+func fileIn(ctx context.Context, dir *dagger.Directory, path string) (*dagger.File, error) {
+	found, err := dir.Glob(ctx, path)
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
-	return m.Source.File(path), nil
+	return dir.File(path), nil
 }

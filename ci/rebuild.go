@@ -131,14 +131,14 @@ func (m *BotCore) RebuildCheck(
 
 // readReleaseRecord is the release.json of a build-all export.
 func readReleaseRecord(ctx context.Context, dir *dagger.Directory) (release.Manifest, error) {
-	found, err := dir.Glob(ctx, "release.json")
+	f, err := fileIn(ctx, dir, "release.json")
 	if err != nil {
 		return release.Manifest{}, err
 	}
-	if len(found) == 0 {
+	if f == nil {
 		return release.Manifest{}, errors.New("--release has no release.json: give the directory build-all exported (build-all ... export --path dist)")
 	}
-	data, err := dir.File("release.json").Contents(ctx)
+	data, err := f.Contents(ctx)
 	if err != nil {
 		return release.Manifest{}, err
 	}

@@ -10,11 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"gopkg.in/yaml.v3"
 )
 
@@ -54,8 +54,6 @@ var Defaults = map[string]string{
 // Lock maps each role to its image reference.
 type Lock map[string]string
 
-var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
 // Parse reads a lockfile. Entries may still be tags (a new role is added by
 // writing its tag and refreshing); Pinned says whether a build may use it.
 func Parse(data []byte) (Lock, error) {
@@ -89,7 +87,7 @@ func Split(ref string) (image, digest string, err error) {
 	if _, err := name.ParseReference(image); err != nil {
 		return "", "", fmt.Errorf("%q is not an image reference: %w", ref, err)
 	}
-	if pinned && !digestRE.MatchString(digest) {
+	if _, err := v1.NewHash(digest); pinned && (err != nil || strings.ToLower(digest) != digest) {
 		return "", "", fmt.Errorf("%q: the digest must be sha256: and 64 lowercase hex digits", ref)
 	}
 	return image, digest, nil

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-
 	"github.com/bot-core/delivery/pipelines/release"
 	"github.com/bot-core/delivery/pipelines/reproducible"
 )
@@ -30,42 +28,20 @@ func engineUp(t *testing.T, env []string, args ...string) {
 	}
 }
 
-// platformImage reads one platform's image of a service's exported layout.
+// platformImage is one platform's manifest and config of a service's
+// exported layout (layoutImage finds the image).
 func platformImage(t *testing.T, dir string, platform string) reproducible.Image {
 	t.Helper()
-	root, err := layout.ImageIndexFromPath(dir)
+	img := layoutImage(t, dir, platform)
+	mf, err := img.Manifest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rm, err := root.IndexManifest()
-	if err != nil || len(rm.Manifests) != 1 {
-		t.Fatalf("%s: index.json %v %v", dir, rm, err)
-	}
-	idx, err := root.ImageIndex(rm.Manifests[0].Digest)
+	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}
-	im, _ := idx.IndexManifest()
-	for _, d := range im.Manifests {
-		if d.Platform == nil || d.Platform.String() != platform {
-			continue
-		}
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mf, err := img.Manifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return reproducible.Image{Manifest: *mf, Config: *cf}
-	}
-	t.Fatalf("%s has no %s image", dir, platform)
-	return reproducible.Image{}
+	return reproducible.Image{Manifest: *mf, Config: *cf}
 }
 
 // An engine that shares no cache with the one that built a release builds
