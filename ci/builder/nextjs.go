@@ -28,8 +28,10 @@ func nextjsBuild(c *dagger.Client, s Spec) *dagger.Directory {
 		WithDirectory("/src", lock), c, s.Indexes.Npm)
 	built := withNextKeys(installed.
 		WithDirectory("/src", s.Source, dagger.ContainerWithDirectoryOpts{Exclude: []string{"node_modules", ".next"}}), s).
+		WithNewFile(nextBuildIDPath, nextBuildID).
 		// public/ is optional in Next.js; the layout below always copies it.
-		WithExec(sh(nextKeysScript(s) + `npm run build
+		WithExec(sh(nextKeysScript(s) + `export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require ` + nextBuildIDPath + `"
+npm run build
 mkdir -p public
 [ -f .next/standalone/server.js ] || {
   echo "service ` + s.Service.Name + `: next build made no standalone server (.next/standalone/server.js): next.config sets output to something else (e.g. 'export'); remove it or set output: 'standalone'" >&2
@@ -60,6 +62,57 @@ for (const f of process.argv.slice(1)) {
 }
 ' .next/server/pages-manifest.json .next/server/app-paths-manifest.json \
   .next/standalone/.next/server/pages-manifest.json .next/standalone/.next/server/app-paths-manifest.json
+`
+
+// nextBuildID is preloaded into next build. An app whose next.config has
+// no generateBuildId gets a random build ID from Next (nanoid), written
+// into BUILD_ID, the manifests and every prerendered page, so no two builds
+// of one commit match. This one hands Next's fallback an ID drawn from the
+// app's files instead: a rebuild gets the same one, a change to the app a
+// new one, which is what the ID is for (the browser's cue to fetch the new
+// build's assets). An app's own generateBuildId still wins: Next calls the
+// fallback only when it returns null.
+//
+// Next requires ./generate-build-id from its build; the preload replaces
+// that module's exports in require's cache before Next asks for it. A Next
+// without that file builds as before, with a random ID.
+const nextBuildIDPath = "/usr/local/lib/botcore/next-build-id.cjs"
+
+const nextBuildID = `const crypto = require("crypto"), fs = require("fs"), path = require("path");
+let file;
+try {
+  file = require.resolve("next/dist/build/generate-build-id", { paths: [process.cwd()] });
+  require(file);
+} catch {
+  return;
+}
+const next = require.cache[file].exports;
+// The ID's letters leave out a and d: Next draws again while an ID holds "ad"
+// (ad blockers), and would loop for ever on an ID that always does.
+const letters = "bcefghijkmnpqrstuvwxyz0123456789";
+function fromFiles() {
+  const root = process.cwd(), sum = crypto.createHash("sha256");
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))) {
+      const p = path.join(dir, e.name), rel = path.relative(root, p);
+      if (e.isDirectory()) {
+        if (!["node_modules", ".next", ".git"].includes(e.name)) walk(p);
+      } else if (e.isSymbolicLink()) {
+        sum.update("link " + rel + "\0" + fs.readlinkSync(p) + "\n");
+      } else if (e.isFile()) {
+        sum.update("file " + rel + "\0" + crypto.createHash("sha256").update(fs.readFileSync(p)).digest("hex") + "\n");
+      }
+    }
+  };
+  walk(root);
+  const id = Array.from(sum.digest().subarray(0, 21), (b) => letters[b % letters.length]).join("");
+  console.error("next build id: " + id + ", from the app's files (next.config has no generateBuildId)");
+  return id;
+}
+require.cache[file].exports = {
+  __esModule: true,
+  generateBuildId: (generate, fallback) => next.generateBuildId(generate, fromFiles),
+};
 `
 
 // Next.js draws three random keys at every build and writes them into the

@@ -15,9 +15,6 @@ const nextConfig = {
     '*': ['node_modules/sharp/**', 'node_modules/@img/**'],
   },
   poweredByHeader: false,
-  // A fixed build id instead of a random one, so the same source builds the
-  // same files (the pipeline passes the release version).
-  generateBuildId: async () => process.env.NEXT_BUILD_ID || 'bot-core',
   // ESLint is not a dependency of this example.
   eslint: { ignoreDuringBuilds: true },
 };
