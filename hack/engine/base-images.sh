@@ -34,6 +34,15 @@ rootfs() { # suite arches variant packages out.tar
   return $rc
 }
 
+# timed_rootfs SUITE ARCH VARIANT PACKAGES DIR: rootfs into DIR/rootfs-ARCH.tar,
+# its log beside it and the seconds it took in DIR/seconds-ARCH (the per-image
+# figures up.sh prints: where a bring-up spends its time).
+timed_rootfs() {
+  local a=$2 dir=$5 t0=$SECONDS
+  rootfs "$1" "$a" "$3" "$4" "$dir/rootfs-$a.tar" >"$dir/mmdebstrap-$a.log" 2>&1 || return
+  echo $((SECONDS - t0)) >"$dir/seconds-$a"
+}
+
 mmdebstrap_failed() { # arch; uses $dir and $suite of build_one
   tail -n 20 "$dir/mmdebstrap-$1.log" >&2
   die "mmdebstrap $suite $1 failed (log: $dir/mmdebstrap-$1.log)"
@@ -64,24 +73,27 @@ build_one() { # names suite arches variant packages
   log "base image ${names%%,*} ($suite $variant; $arches) from Debian packages"
   rm -rf "$dir"; mkdir -p "$dir"
   # One rootfs per image platform; "amd64+arm64" is a single amd64 platform.
-  local platforms=() pids=() specs=() a
+  local platforms=() pids=() specs=() a t0=$SECONDS
   if [[ $arches == *+* ]]; then platforms=("$arches"); else platforms=(${arches//,/ }); fi
   for a in "${platforms[@]}"; do
     specs+=("linux/${a%%+*}=$dir/rootfs-$a.tar")
     if [ "$variant" = distroless ]; then
       # Chrootless runs of dpkg on one host collide; they take seconds anyway.
-      rootfs "$suite" "$a" "$variant" "$pkgs" "$dir/rootfs-$a.tar" >"$dir/mmdebstrap-$a.log" 2>&1 || mmdebstrap_failed "$a"
+      timed_rootfs "$suite" "$a" "$variant" "$pkgs" "$dir" || mmdebstrap_failed "$a"
     else
-      rootfs "$suite" "$a" "$variant" "$pkgs" "$dir/rootfs-$a.tar" >"$dir/mmdebstrap-$a.log" 2>&1 &
+      timed_rootfs "$suite" "$a" "$variant" "$pkgs" "$dir" &
       pids+=("$!:$a")
     fi
   done
   local p
   for p in "${pids[@]}"; do wait "${p%%:*}" || mmdebstrap_failed "${p#*:}"; done
-  local cmd=(-cmd bash)
+  local cmd=(-cmd bash) t1=$SECONDS
   [ "$variant" = distroless ] && cmd=()
   logged "mkimage-${k}" "$bin/mkimage" -out "$dir/layout" "${cmd[@]}" "${specs[@]}"
   rm -f "$dir"/rootfs-*.tar
+  local took=""
+  for a in "${platforms[@]}"; do took+="$a $(cat "$dir/seconds-$a") s, "; done
+  note "base image ${names%%,*}: $((SECONDS - t0)) s (root filesystems: ${took%, }; layout $((SECONDS - t1)) s)"
   touch "$dir/.complete"
   echo "$(trusted "$dir/layout") $names"
 }

@@ -225,26 +225,40 @@ main() {
   exec 9>"$RUN_DIR/up.lock"
   flock 9
   if fast_path && [ -f "$RUN_DIR/engine.args" ]; then ensure_room "$room"; exit 0; fi
-  local t0=$SECONDS
+  local t0=$SECONDS t
   preflight
-  install_packages
+  t=$SECONDS; install_packages; took packages $t
   enable_binfmt
-  local bin; bin=$("$ENGINE_SRC/build-binaries.sh")
-  # The SDK image and the base images are independent: build them side by side.
-  "$ENGINE_SRC/sdk-image.sh" >"$RUN_DIR/sdk.out" &
-  local sdk_pid=$!
-  "$ENGINE_SRC/base-images.sh" >"$RUN_DIR/images.list" || { wait "$sdk_pid" || true; exit 1; }
-  wait "$sdk_pid" || exit 1
+  # The base images (most of a cold bring-up, much of it arm64 under QEMU)
+  # need only crane and mkimage: they build while Dagger compiles, and the Go
+  # SDK image (which needs Dagger's codegen) after that, beside them.
+  [ -x "$(bin_dir)/mkimage" ] || log "building crane and mkimage from the Go module proxy (the base images need them)"
+  t=$SECONDS; "$ENGINE_SRC/build-binaries.sh" --image-tools >/dev/null; took "image tools" $t
+  t=$SECONDS
+  ( "$ENGINE_SRC/base-images.sh" >"$RUN_DIR/images.list"; rc=$?; echo $((SECONDS - t)) >"$RUN_DIR/images.seconds"; exit $rc ) &
+  local images_pid=$!
+  local bin; bin=$("$ENGINE_SRC/build-binaries.sh") || { wait "$images_pid" || true; exit 1; }
+  took binaries $t
+  t=$SECONDS; "$ENGINE_SRC/sdk-image.sh" >"$RUN_DIR/sdk.out" || { wait "$images_pid" || true; exit 1; }
+  took "Go SDK image" $t
+  wait "$images_pid" || exit 1
+  STEPS+=("base images $(cat "$RUN_DIR/images.seconds") s (beside the binaries and the SDK image)")
   local content digest; read -r content digest <"$RUN_DIR/sdk.out"
   # The SDK image (Debian bookworm + the host's Go) doubles as the stand-in
   # for golang:1.26-bookworm, in which the pipeline builds the botcore CLI.
   echo "$content library/golang:1.26-bookworm" >>"$RUN_DIR/images.list"
-  start_registry "$bin"
-  start_engine "$bin" "$content" "$digest"
+  t=$SECONDS; start_registry "$bin"; took registry $t
+  t=$SECONDS; start_engine "$bin" "$content" "$digest"; took engine $t
   install_cli "$bin"
   recipe >"$RUN_DIR/up.state"
   ensure_room "$room"
   log "engine ready in $((SECONDS - t0)) s: dagger -> unix://$ENGINE_SOCK, docker.io mirror -> $REGISTRY_ADDR"
+  local steps; steps=$(printf '%s, ' "${STEPS[@]}")
+  note "where the time went: ${steps%, }"
 }
+
+# took NAME START: one step's seconds, for the figures the bring-up ends with.
+STEPS=()
+took() { STEPS+=("$1 $((SECONDS - $2)) s"); }
 
 main "$@"

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +14,8 @@ import (
 )
 
 // engineUp runs hack/engine/up.sh ARGS with extra environment (none: the
-// usual engine and its state).
-func engineUp(t *testing.T, env []string, args ...string) {
+// usual engine and its state) and returns what it printed.
+func engineUp(t *testing.T, env []string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("bash", append([]string{filepath.Join(repoRoot(t), "hack/engine/up.sh")}, args...)...)
 	for _, kv := range os.Environ() {
@@ -23,9 +24,11 @@ func engineUp(t *testing.T, env []string, args ...string) {
 		}
 	}
 	cmd.Env = append(cmd.Env, env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("hack/engine/up.sh %v %v: %v\n%s", env, args, err, tail(string(out), 30))
 	}
+	return string(out)
 }
 
 // platformImage is one platform's manifest and config of a service's
@@ -85,7 +88,12 @@ func TestAnEngineWithoutCacheBuildsTheSameRelease(t *testing.T) {
 			t.Errorf("remove the cold engine's state: %v", err)
 		}
 	})
-	engineUp(t, []string{"BOTCORE_ENGINE_STATE=" + state})
+	// A new state directory takes up.sh's slow path, which ends with where
+	// its time went, step by step.
+	up := engineUp(t, []string{"BOTCORE_ENGINE_STATE=" + state})
+	if !regexp.MustCompile(`where the time went: packages \d+ s, image tools \d+ s, binaries \d+ s, Go SDK image \d+ s, base images \d+ s .*, registry \d+ s, engine \d+ s`).MatchString(up) {
+		t.Errorf("up.sh's slow path did not end with its figures:\n%s", tail(up, 10))
+	}
 	start := time.Now()
 	cold := build(t.TempDir())
 	t.Logf("the release on an engine without cache: %s", time.Since(start).Round(time.Second))
