@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -199,7 +200,10 @@ func scRelabelled(t *testing.T, version string) (string, v1.Image) {
 		t.Fatal(err)
 	}
 	cf = cf.DeepCopy()
-	cf.Config.Labels = map[string]string{"org.opencontainers.image.version": version}
+	// A label of this run's own: with the same bytes as an earlier run's, the
+	// engine would replay that run's cached scan and SBOM execs, and the test
+	// could not see whether this one reused the catalog or made another.
+	cf.Config.Labels = map[string]string{"org.opencontainers.image.version": version, "test.run": strconv.FormatInt(time.Now().UnixNano(), 10)}
 	cf.Created = v1.Time{Time: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
