@@ -20,6 +20,13 @@ RUN_DIR=$BOTCORE_CACHE/run          # pids and logs of the running engine and re
 ENGINE_STATE=${BOTCORE_ENGINE_STATE:-$BOTCORE_CACHE/engine-state}
 DEBIAN_MIRROR_SOURCES=/etc/apt/sources.list.d/debian.sources
 
+# sources_for SUITE: the host's apt sources rewritten for SUITE, so images and
+# tools come from the same mirror the host is configured with.
+sources_for() {
+  local host_suite; host_suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  sed -E "s/\b$host_suite(-updates|-security)?\b/$1\1/g" "$DEBIAN_MIRROR_SOURCES"
+}
+
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 note() { printf '    %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
