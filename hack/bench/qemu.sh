@@ -3,9 +3,9 @@
 # Debian bookworm ships, on the same arm64 root filesystem (the Python
 # stand-in image from the local registry) and the same work: Python
 # byte-compiling 120 standard library modules, the heart of an arm64 pip
-# install, and a shell loop, the stuff of maintainer scripts. Both emulators
-# are run directly (not through binfmt), one process each. Prints figures;
-# asserts nothing.
+# install, a shell loop, and starting a program, the stuff of maintainer
+# scripts. Both emulators are run directly (not through binfmt). Prints
+# figures; asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hack/engine/up.sh
@@ -47,4 +47,10 @@ for q in qemu-bookworm qemu-trixie; do
 done
 for q in qemu-bookworm qemu-trixie; do
   run "sh counts to 300000" "$q" /bin/sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'
+done
+# What a maintainer script pays per command: the emulator's start.
+for q in qemu-bookworm qemu-trixie; do
+  t0=$(date +%s.%N)
+  for _ in $(seq 100); do chroot "$root" "/$q" /bin/true; done
+  printf '%-58s %7.1f s\n' "100 starts of /bin/true ($q)" "$(echo "$(date +%s.%N) - $t0" | bc)"
 done
