@@ -21,11 +21,11 @@ import (
 // the release with every failing image named.
 type gateStage struct {
 	tools      *dagger.Supplychain
-	db         vulnDB
+	db         *vulnDB
 	ignoreFile *dagger.File // the source's .trivyignore, if any
 }
 
-func (m *BotCore) scanStage(ctx context.Context, db vulnDB) (gateStage, error) {
+func (m *BotCore) scanStage(ctx context.Context, db *vulnDB) (gateStage, error) {
 	ignore, err := m.optionalFile(ctx, ".trivyignore")
 	return gateStage{tools: m.supplychain(), db: db, ignoreFile: ignore}, err
 }
@@ -37,6 +37,10 @@ type vulnDB struct {
 	offline      *dagger.Directory
 	repositories []string
 	ready        func() error
+	// key tells databases apart (the fetch's summary line, or the offline
+	// database's metadata.json), once ready: scans are reused across runs
+	// only with the same key.
+	key string
 }
 
 // vulnDB gets the database ready for the scans. With a given tool a
@@ -46,9 +50,13 @@ type vulnDB struct {
 // failure ends the run through fail, as soon as it is known. services (the
 // caller's tunnels; nil ones are dropped in place) reach a mirror on the
 // caller's machine.
-func (m *BotCore) vulnDB(ctx context.Context, fail context.CancelCauseFunc, offline *dagger.Directory, repositories []string, services []*dagger.Service) (vulnDB, error) {
+func (m *BotCore) vulnDB(ctx context.Context, fail context.CancelCauseFunc, offline *dagger.Directory, repositories []string, services []*dagger.Service) (*vulnDB, error) {
 	if offline != nil {
-		return vulnDB{offline: offline, ready: func() error { return nil }}, nil
+		meta, err := offline.File("metadata.json").Contents(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("--trivy-db: the directory must hold trivy.db and metadata.json: %w", err)
+		}
+		return &vulnDB{offline: offline, key: meta, ready: func() error { return nil }}, nil
 	}
 	tunnels := slices.DeleteFunc(services, func(s *dagger.Service) bool { return s == nil })
 	tools := m.supplychain()
@@ -57,10 +65,11 @@ func (m *BotCore) vulnDB(ctx context.Context, fail context.CancelCauseFunc, offl
 	}
 	if m.Tool != nil {
 		if _, err := tools.VulnDb(ctx, dagger.SupplychainVulnDbOpts{CheckOnly: true, Repository: repositories, Tunnel: tunnels}); err != nil {
-			return vulnDB{}, cannot(err)
+			return nil, cannot(err)
 		}
 	}
 	done := make(chan error, 1)
+	db := &vulnDB{repositories: repositories}
 	go func() {
 		out, err := tools.VulnDb(ctx, dagger.SupplychainVulnDbOpts{Repository: repositories, Tunnel: tunnels})
 		if err != nil {
@@ -68,10 +77,12 @@ func (m *BotCore) vulnDB(ctx context.Context, fail context.CancelCauseFunc, offl
 			fail(err)
 		} else {
 			fmt.Println(out)
+			db.key = out // read only after ready: the channel orders it
 		}
 		done <- err
 	}()
-	return vulnDB{repositories: repositories, ready: sync.OnceValue(func() error { return <-done })}, nil
+	db.ready = sync.OnceValue(func() error { return <-done })
+	return db, nil
 }
 
 func (gateStage) String() string { return "scan+sbom" }
@@ -158,7 +169,7 @@ func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform stri
 	}()
 	res := s.tools.Scan(a.layout.Dir, platform, dagger.SupplychainScanOpts{
 		Name: a.service.Name, Severity: strings.Join(r.plan.Severities, ","), IgnoreUnfixed: r.plan.IgnoreUnfixed,
-		TrivyDb: s.db.offline, TrivyDbRepository: s.db.repositories, Trivyignore: s.ignoreFile,
+		TrivyDb: s.db.offline, TrivyDbRepository: s.db.repositories, Trivyignore: s.ignoreFile, DbKey: s.db.key,
 	})
 	passed, err := res.Passed(ctx)
 	if err != nil { // the module's error says why, and how to give it a database

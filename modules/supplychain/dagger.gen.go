@@ -548,7 +548,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg trivyDbRepository", err))
 				}
 			}
-			return (*Supplychain).Scan(&parent, ctx, layout, platform, name, severity, ignoreUnfixed, trivyDb, trivyignore, trivyDbRepository)
+			var dbKey string
+			if inputArgs["dbKey"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["dbKey"]), &dbKey)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg dbKey", err))
+				}
+			}
+			return (*Supplychain).Scan(&parent, ctx, layout, platform, name, severity, ignoreUnfixed, trivyDb, trivyignore, trivyDbRepository, dbKey)
 		case "Signer":
 			var parent Supplychain
 			err = json.Unmarshal(parentJSON, &parent)

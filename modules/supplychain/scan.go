@@ -61,7 +61,10 @@ type ScanResult struct {
 // labels or dates is matched against the database without reading a layer,
 // and its reports still describe it.
 //
-// +cache="session"
+// A scan's result is reused for a day for the same image and options, and
+// never across databases the caller tells apart with db-key.
+//
+// +cache="24h"
 func (m *Supplychain) Scan(
 	ctx context.Context,
 	// OCI image layout; it may hold a multi-platform index.
@@ -91,7 +94,14 @@ func (m *Supplychain) Scan(
 	// for vuln-db (default: Trivy's).
 	// +optional
 	trivyDbRepository []string,
+	// What identifies the database the scan will use, e.g. vuln-db's
+	// summary line or an offline database's metadata.json: a scan is
+	// reused only while this is the same too. Without it a downloaded
+	// database may be up to a day newer than the one a reused result saw.
+	// +optional
+	dbKey string,
 ) (*ScanResult, error) {
+	_ = dbKey // only a part of the function's cache key
 	category := "trivy/" + platform + "/"
 	if name != "" {
 		category = "trivy/" + name + "/" + platform + "/"

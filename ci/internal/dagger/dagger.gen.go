@@ -12770,33 +12770,40 @@ type SupplychainScanOpts struct {
 	// Service or image name, used in the SARIF category trivy/<name>/<platform>/
 	// (trivy/<platform>/ without it).
 	//
-	Name string // supplychain (../../../modules/supplychain/scan.go:74:2)
+	Name string // supplychain (../../../modules/supplychain/scan.go:77:2)
 	//
 	// Severities that fail the gate, comma-separated, from UNKNOWN, LOW,
 	// MEDIUM, HIGH, CRITICAL.
 	//
 	//
 	// Default: "HIGH,CRITICAL"
-	Severity string // supplychain (../../../modules/supplychain/scan.go:78:2)
+	Severity string // supplychain (../../../modules/supplychain/scan.go:81:2)
 	//
 	// Leave out vulnerabilities that have no fixed version yet.
 	//
-	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:81:2)
+	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/scan.go:84:2)
 	//
 	// Trivy vulnerability database to scan with, offline: a directory holding
 	// trivy.db and metadata.json. Without it the database is downloaded.
 	//
-	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:85:2)
+	TrivyDb *Directory // supplychain (../../../modules/supplychain/scan.go:88:2)
 	//
 	// Trivy ignore file (.trivyignore, or .trivyignore.yaml) of
 	// vulnerability IDs to leave out.
 	//
-	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:89:2)
+	Trivyignore *File // supplychain (../../../modules/supplychain/scan.go:92:2)
 	//
 	// OCI repositories to download the database from, tried in order, as
 	// for vuln-db (default: Trivy's).
 	//
-	TrivyDbRepository []string // supplychain (../../../modules/supplychain/scan.go:93:2)
+	TrivyDbRepository []string // supplychain (../../../modules/supplychain/scan.go:96:2)
+	//
+	// What identifies the database the scan will use, e.g. vuln-db's
+	// summary line or an offline database's metadata.json: a scan is
+	// reused only while this is the same too. Without it a downloaded
+	// database may be up to a day newer than the one a reused result saw.
+	//
+	DbKey string // supplychain (../../../modules/supplychain/scan.go:102:2)
 }
 
 // Scan runs the Trivy vulnerability gate on one platform's image.
@@ -12813,7 +12820,10 @@ type SupplychainScanOpts struct {
 // layer's diff ID: an image that differs from one scanned before only in
 // labels or dates is matched against the database without reading a layer,
 // and its reports still describe it.
-func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:65:1)
+//
+// A scan's result is reused for a day for the same image and options, and
+// never across databases the caller tells apart with db-key.
+func (r *Supplychain) Scan(layout *Directory, platform string, opts ...SupplychainScanOpts) *SupplychainScanResult { // supplychain (../../../modules/supplychain/scan.go:68:1)
 	assertNotNil("layout", layout)
 	q := r.query.Select("scan")
 	for i := len(opts) - 1; i >= 0; i-- {
@@ -12840,6 +12850,10 @@ func (r *Supplychain) Scan(layout *Directory, platform string, opts ...Supplycha
 		// `trivyDbRepository` optional argument
 		if !querybuilder.IsZeroValue(opts[i].TrivyDbRepository) {
 			q = q.Arg("trivyDbRepository", opts[i].TrivyDbRepository)
+		}
+		// `dbKey` optional argument
+		if !querybuilder.IsZeroValue(opts[i].DbKey) {
+			q = q.Arg("dbKey", opts[i].DbKey)
 		}
 	}
 	q = q.Arg("layout", layout)
@@ -13136,18 +13150,18 @@ type SupplychainVulnDbOpts struct {
 	// Only say, in seconds and without downloading, whether the database
 	// can be had: fresh in the cache, or served by a repository.
 	//
-	CheckOnly bool // supplychain (../../../modules/supplychain/scan.go:236:2)
+	CheckOnly bool // supplychain (../../../modules/supplychain/scan.go:246:2)
 	//
 	// OCI repositories of the database, tried in order (Trivy's
 	// --db-repository; default: Trivy's, mirror.gcr.io then ghcr.io).
 	//
-	Repository []string // supplychain (../../../modules/supplychain/scan.go:240:2)
+	Repository []string // supplychain (../../../modules/supplychain/scan.go:250:2)
 	//
 	// Services on the caller's machine that serve the repositories, e.g.
 	// tcp://127.0.0.1:5000 for a mirror on the loopback: connections to
 	// 127.0.0.1:<port> and localhost:<port> go through them.
 	//
-	Tunnel []*Service // supplychain (../../../modules/supplychain/scan.go:245:2)
+	Tunnel []*Service // supplychain (../../../modules/supplychain/scan.go:255:2)
 }
 
 // VulnDb checks for, or fetches, Trivy's vulnerability database in the
@@ -13155,7 +13169,7 @@ type SupplychainVulnDbOpts struct {
 // and a database that cannot be had is known before anything is built.
 //
 // Returns botcore's summary line.
-func (r *Supplychain) VulnDb(ctx context.Context, opts ...SupplychainVulnDbOpts) (string, error) { // supplychain (../../../modules/supplychain/scan.go:231:1)
+func (r *Supplychain) VulnDb(ctx context.Context, opts ...SupplychainVulnDbOpts) (string, error) { // supplychain (../../../modules/supplychain/scan.go:241:1)
 	if r.vulnDb != nil {
 		return *r.vulnDb, nil
 	}
