@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An app whose next.config has no generateBuildId (the create-next-app
@@ -27,10 +29,13 @@ func TestNextBuildIDFollowsTheApp(t *testing.T) {
 		t.Fatalf("next.config.ts should be as create-next-app wrote it, without generateBuildId (%v):\n%s", err, generated)
 	}
 	// Each build has its own build key: the keys are part of the build
-	// step's inputs, so Next really runs again each time.
+	// step's inputs, so Next really runs again each time. The run's own
+	// nonce keeps an engine that ran this test before from replaying the
+	// build (a replayed exec prints no log).
+	run := fmt.Sprint(time.Now().UnixNano())
 	buildID := func(key string) (string, string) {
 		t.Helper()
-		t.Setenv("BOTCORE_TEST_BUILD_KEY", key)
+		t.Setenv("BOTCORE_TEST_BUILD_KEY", key+"-"+run)
 		stdout, stderr, err := runDagger(t, repoRoot(t), "call", "--progress=plain", "--source", src, "--build-key", "env:BOTCORE_TEST_BUILD_KEY",
 			"build", "--service", "web", "--source-date-epoch", "1700000000", "file", "--path", "/app/.next/BUILD_ID", "contents")
 		if err != nil {
