@@ -33,24 +33,22 @@ for n, f in enumerate(sorted(glob.glob("/usr/lib/python3.13/*.py"))[:120]):
     py_compile.compile(f, cfile=os.path.join(out, f"{n}.pyc"))
 PY
 
-run() { # label emulator command...
-  local label=$1 q=$2; shift 2
-  local t0 t1; t0=$(date +%s.%N)
-  chroot "$root" "/$q" "$@" >/dev/null
-  t1=$(date +%s.%N)
-  printf '%-58s %7.1f s\n' "$label ($q)" "$(echo "$t1 - $t0" | bc)"
+timed() { # label command...: runs the command and prints how long it took
+  local label=$1; shift
+  local t0; t0=$(date +%s.%N)
+  "$@" >/dev/null
+  printf '%-58s %7.1f s\n' "$label" "$(echo "$(date +%s.%N) - $t0" | bc)"
 }
+starts() { local _; for _ in $(seq 100); do chroot "$root" "/$1" /bin/true; done; }
 
 echo "== arm64 under QEMU: bookworm $old vs trixie $new"
 for q in qemu-bookworm qemu-trixie; do
-  run "python3 byte-compiles 120 stdlib modules" "$q" /usr/bin/python3.13 /compile.py
+  timed "python3 byte-compiles 120 stdlib modules ($q)" chroot "$root" "/$q" /usr/bin/python3.13 /compile.py
 done
 for q in qemu-bookworm qemu-trixie; do
-  run "sh counts to 300000" "$q" /bin/sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'
+  timed "sh counts to 300000 ($q)" chroot "$root" "/$q" /bin/sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'
 done
 # What a maintainer script pays per command: the emulator's start.
 for q in qemu-bookworm qemu-trixie; do
-  t0=$(date +%s.%N)
-  for _ in $(seq 100); do chroot "$root" "/$q" /bin/true; done
-  printf '%-58s %7.1f s\n' "100 starts of /bin/true ($q)" "$(echo "$(date +%s.%N) - $t0" | bc)"
+  timed "100 starts of /bin/true ($q)" starts "$q"
 done

@@ -18,7 +18,7 @@ if [ -f "$dir/.complete" ]; then print; exit 0; fi
 
 log "Go SDK image (Debian bookworm + Go $(go_version) + codegen), ~90 s"
 rm -rf "$dir"; mkdir -p "$dir"
-src=$(mktemp); sed -E "s/\b$(. /etc/os-release && echo "$VERSION_CODENAME")\b/bookworm/g" "$DEBIAN_MIRROR_SOURCES" >"$src"
+src=$(mktemp); sources_for bookworm >"$src"
 logged go-sdk-rootfs env SOURCE_DATE_EPOCH=0 mmdebstrap --variant=minbase --format=tar --architectures=amd64 \
   --include=git,openssh-client,openssl,ca-certificates \
   --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='Acquire::Check-Date "false"' \

@@ -117,7 +117,7 @@ fetch_qemu() {
     -o Dir::State::Lists="$tmp/lists" -o Dir::Cache="$tmp/cache" -o APT::Sandbox::User=root
     -o Acquire::Check-Valid-Until=false -o Acquire::Languages=none)
   logged qemu-apt-update apt-get "${apt[@]}" update
-  logged qemu-download sh -c 'cd "$1" && shift && exec apt-get "$@" download qemu-user' - "$tmp/deb" "${apt[@]}"
+  (cd "$tmp/deb" && logged qemu-download apt-get "${apt[@]}" download qemu-user)
   local deb; deb=$(ls "$tmp"/deb/qemu-user_*.deb)
   mkdir -p "$(dirname "$out")"
   # Named *-binfmt-P: Debian's QEMU then takes the argv[0] the kernel

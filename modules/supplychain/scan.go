@@ -101,7 +101,6 @@ func (m *Supplychain) Scan(
 	// +optional
 	dbKey string,
 ) (*ScanResult, error) {
-	_ = dbKey // only a part of the function's cache key
 	category := "trivy/" + platform + "/"
 	if name != "" {
 		category = "trivy/" + name + "/" + platform + "/"
