@@ -39,6 +39,7 @@ type CLI struct {
 	Scan     scanCmd     `cmd:"" help:"Scan an image (registry, OCI layout or tarball) for vulnerable packages with Trivy; fails on HIGH and CRITICAL findings."`
 	VulnDB   vulnDBCmd   `cmd:"" name:"vuln-db" help:"Check for or fetch Trivy's vulnerability DB ahead of the scans that use it."`
 	Sbom     sbomCmd     `cmd:"" help:"Write the SPDX 2.3 JSON SBOM of an image (registry, OCI layout or tarball) with Syft."`
+	Gate     gateCmd     `cmd:"" help:"Scan and SBOM several OCI layouts in one run, as build-all's gate does: one process for every image, the reports of each in its own directory and a summary in gate.json; fails when an image fails the severity gate."`
 
 	Sign   signCmd   `cmd:"" help:"Sign images by digest with cosign, keylessly (Fulcio) or with a key."`
 	Attest attestCmd `cmd:"" help:"Attach a signed in-toto attestation (e.g. an SPDX SBOM) to an image digest."`

@@ -119,19 +119,13 @@ func (in *imageInput) reference(g *Globals) (name.Reference, registry.Info, erro
 
 type scanCmd struct {
 	imageInput `embed:""`
+	scanFlags  `embed:""`
 
-	DBDir         string   `name:"db-dir" placeholder:"DIR" envvar:"BOTCORE_TRIVY_DB_DIR" help:"Vulnerability DB directory holding trivy.db and metadata.json (what trivy keeps in <cache>/db), used as it is and strictly offline: no download, no update check (env: BOTCORE_TRIVY_DB_DIR)."`
-	CacheDir      string   `placeholder:"DIR" envvar:"TRIVY_CACHE_DIR" help:"Trivy cache directory to download the vulnerability DB into (DIR/db) when it is missing or due for an update; default $XDG_CACHE_HOME/trivy or ~/.cache/trivy (env: TRIVY_CACHE_DIR)."`
-	DBRepository  []string `name:"db-repository" placeholder:"REF" envvar:"TRIVY_DB_REPOSITORY" help:"OCI repositories to download the DB from, tried in order (default: trivy's, mirror.gcr.io/aquasec/trivy-db:2 then ghcr.io/aquasecurity/trivy-db:2; env: TRIVY_DB_REPOSITORY)."`
-	Severity      []string `placeholder:"LIST" default:"${default_severities}" help:"Severities that fail the scan, comma-separated, from ${severities}; the reports and the summary list every severity (default: ${default})."`
-	IgnoreUnfixed bool     `help:"Leave out vulnerabilities that have no fixed version yet."`
-	IgnoreFile    string   `name:"ignorefile" placeholder:"PATH" help:"Trivy ignore file (.trivyignore, or .trivyignore.yaml) of vulnerability IDs to leave out (default: .trivyignore in the current directory, if there is one)."`
-	JSONReport    string   `name:"json-report" placeholder:"FILE" help:"Write trivy's JSON report to FILE (written even when the scan fails the gate). With --layout or --tarball, --json FILE means the same."`
-	SARIF         string   `name:"sarif" placeholder:"FILE" help:"Write a SARIF 2.1.0 report (trivy's) to FILE, e.g. for GitHub code scanning (written even when the scan fails the gate)."`
-	SARIFCategory string   `name:"sarif-category" placeholder:"ID" help:"Set every SARIF run's automationDetails.id to ID, e.g. trivy/<service>/<platform>/: GitHub code scanning keeps one analysis per ID, so the reports of several images for one commit do not replace each other (needs --sarif)."`
-	CosignVuln    string   `name:"cosign-vuln" placeholder:"FILE" help:"Write the scan as a cosign vulnerability predicate (Trivy's cosign-vuln format) to FILE, for attest --type vuln (written even when the scan fails the gate)."`
-	LayerCache    string   `name:"layer-cache" placeholder:"DIR" help:"Keep Trivy's analysis of each layer in DIR (its fanal cache, keyed by the layer's diff ID and the analyzers' versions): a later scan with the same DIR reads only the layers it has not seen, whatever image they are in, e.g. a new version of unchanged sources; one scan at a time per DIR (default: none, every layer is read)."`
-	Findings      string   `name:"findings" placeholder:"FILE" help:"Write the number of vulnerabilities of each of the five severities to FILE, as one JSON object (severity to count, zeros included), counted as in the JSON report, so without the ignored ones (written even when the scan fails the gate)."`
+	JSONReport    string `name:"json-report" placeholder:"FILE" help:"Write trivy's JSON report to FILE (written even when the scan fails the gate). With --layout or --tarball, --json FILE means the same."`
+	SARIF         string `name:"sarif" placeholder:"FILE" help:"Write a SARIF 2.1.0 report (trivy's) to FILE, e.g. for GitHub code scanning (written even when the scan fails the gate)."`
+	SARIFCategory string `name:"sarif-category" placeholder:"ID" help:"Set every SARIF run's automationDetails.id to ID, e.g. trivy/<service>/<platform>/: GitHub code scanning keeps one analysis per ID, so the reports of several images for one commit do not replace each other (needs --sarif)."`
+	CosignVuln    string `name:"cosign-vuln" placeholder:"FILE" help:"Write the scan as a cosign vulnerability predicate (Trivy's cosign-vuln format) to FILE, for attest --type vuln (written even when the scan fails the gate)."`
+	Findings      string `name:"findings" placeholder:"FILE" help:"Write the number of vulnerabilities of each of the five severities to FILE, as one JSON object (severity to count, zeros included), counted as in the JSON report, so without the ignored ones (written even when the scan fails the gate)."`
 
 	// jsonFile is set when --json was given a file name (see takeJSONFile):
 	// then it names the report, and stdout keeps the table.
@@ -146,14 +140,9 @@ func (c *scanCmd) Validate(kctx *kong.Context) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	if c.DBDir != "" && c.CacheDir != "" {
-		return errors.New("both --db-dir and --cache-dir given: --db-dir scans offline with that DB, --cache-dir downloads it; pass one")
+	if err := c.scanFlags.validate(); err != nil {
+		return err
 	}
-	severities, err := vuln.Normalize(c.Severity)
-	if err != nil {
-		return fmt.Errorf("--severity: %w", err)
-	}
-	c.Severity = severities
 	if c.SARIFCategory != "" && c.SARIF == "" {
 		return errors.New("--sarif-category names the SARIF report's category, but no report is written: add --sarif FILE")
 	}
@@ -192,33 +181,9 @@ type scanSummary struct {
 }
 
 func (c *scanCmd) Run(g *Globals, a *app) error {
-	ignoreFile := c.IgnoreFile
-	if ignoreFile != "" {
-		if _, err := os.Stat(ignoreFile); err != nil {
-			return fmt.Errorf("cannot read the ignore file %s: pass an existing .trivyignore to --ignorefile", ignoreFile)
-		}
-	} else if _, err := os.Stat(".trivyignore"); err == nil {
-		ignoreFile = ".trivyignore"
-		a.progress("using the ignore file .trivyignore")
-	}
-	opts := scan.Options{
-		IgnoreUnfixed: c.IgnoreUnfixed,
-		IgnoreFile:    ignoreFile,
-		Progress:      a.progress,
-		Log:           a.stderr,
-		LayerCache:    c.LayerCache,
-	}
-	if c.DBDir != "" {
-		opts.DB.Dir = c.DBDir
-	} else {
-		opts.DB.CacheDir = c.CacheDir
-		if opts.DB.CacheDir == "" {
-			opts.DB.CacheDir = scan.DefaultCacheDir(a.env)
-		}
-		var err error
-		if opts.DB.Repositories, err = dbRepositories(c.DBRepository); err != nil {
-			return err
-		}
+	opts, err := c.options(a)
+	if err != nil {
+		return err
 	}
 
 	img, err := c.open(g, a)
@@ -272,8 +237,14 @@ func (c *scanCmd) Run(g *Globals, a *app) error {
 	if len(failing) == 0 {
 		return nil
 	}
+	return errors.New(gateFailure(img.String(), failing, c.Severity) +
+		"\nupgrade those packages (rebuild the image), or list an ID that does not apply, with a reason, in .trivyignore")
+}
+
+// gateFailure names each finding that fails the gate.
+func gateFailure(image string, failing []scan.Finding, severities []string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s has %s at %s:", img, plural(len(failing), "vulnerability", "vulnerabilities"), strings.Join(c.Severity, ","))
+	fmt.Fprintf(&b, "%s has %s at %s:", image, plural(len(failing), "vulnerability", "vulnerabilities"), strings.Join(severities, ","))
 	for _, f := range failing {
 		fix := "fixed in " + f.FixedVersion
 		if f.FixedVersion == "" {
@@ -281,8 +252,63 @@ func (c *scanCmd) Run(g *Globals, a *app) error {
 		}
 		fmt.Fprintf(&b, "\n  %s %s: %s (%s), %s", f.Package, f.InstalledVersion, f.VulnerabilityID, f.Severity, fix)
 	}
-	b.WriteString("\nupgrade those packages (rebuild the image), or list an ID that does not apply, with a reason, in .trivyignore")
-	return errors.New(b.String())
+	return b.String()
+}
+
+// scanFlags are what scan and gate take to run Trivy: the database, the
+// gate and the layer cache.
+type scanFlags struct {
+	DBDir         string   `name:"db-dir" placeholder:"DIR" envvar:"BOTCORE_TRIVY_DB_DIR" help:"Vulnerability DB directory holding trivy.db and metadata.json (what trivy keeps in <cache>/db), used as it is and strictly offline: no download, no update check (env: BOTCORE_TRIVY_DB_DIR)."`
+	CacheDir      string   `placeholder:"DIR" envvar:"TRIVY_CACHE_DIR" help:"Trivy cache directory to download the vulnerability DB into (DIR/db) when it is missing or due for an update; default $XDG_CACHE_HOME/trivy or ~/.cache/trivy (env: TRIVY_CACHE_DIR)."`
+	DBRepository  []string `name:"db-repository" placeholder:"REF" envvar:"TRIVY_DB_REPOSITORY" help:"OCI repositories to download the DB from, tried in order (default: trivy's, mirror.gcr.io/aquasec/trivy-db:2 then ghcr.io/aquasecurity/trivy-db:2; env: TRIVY_DB_REPOSITORY)."`
+	Severity      []string `placeholder:"LIST" default:"${default_severities}" help:"Severities that fail the scan, comma-separated, from ${severities}; the reports and the summary list every severity (default: ${default})."`
+	IgnoreUnfixed bool     `help:"Leave out vulnerabilities that have no fixed version yet."`
+	IgnoreFile    string   `name:"ignorefile" placeholder:"PATH" help:"Trivy ignore file (.trivyignore, or .trivyignore.yaml) of vulnerability IDs to leave out (default: .trivyignore in the current directory, if there is one)."`
+	LayerCache    string   `name:"layer-cache" placeholder:"DIR" help:"Keep Trivy's analysis of each layer in DIR (its fanal cache, keyed by the layer's diff ID and the analyzers' versions): a later scan with the same DIR reads only the layers it has not seen, whatever image they are in, e.g. a new version of unchanged sources; one scan at a time per DIR (default: none, every layer is read)."`
+}
+
+func (f *scanFlags) validate() error {
+	if f.DBDir != "" && f.CacheDir != "" {
+		return errors.New("both --db-dir and --cache-dir given: --db-dir scans offline with that DB, --cache-dir downloads it; pass one")
+	}
+	severities, err := vuln.Normalize(f.Severity)
+	if err != nil {
+		return fmt.Errorf("--severity: %w", err)
+	}
+	f.Severity = severities
+	return nil
+}
+
+// options are the scan's options; the ignore file defaults to
+// ./.trivyignore when there is one.
+func (f *scanFlags) options(a *app) (scan.Options, error) {
+	ignoreFile := f.IgnoreFile
+	if ignoreFile != "" {
+		if _, err := os.Stat(ignoreFile); err != nil {
+			return scan.Options{}, fmt.Errorf("cannot read the ignore file %s: pass an existing .trivyignore to --ignorefile", ignoreFile)
+		}
+	} else if _, err := os.Stat(".trivyignore"); err == nil {
+		ignoreFile = ".trivyignore"
+		a.progress("using the ignore file .trivyignore")
+	}
+	opts := scan.Options{
+		IgnoreUnfixed: f.IgnoreUnfixed,
+		IgnoreFile:    ignoreFile,
+		Progress:      a.progress,
+		Log:           a.stderr,
+		LayerCache:    f.LayerCache,
+	}
+	if f.DBDir != "" {
+		opts.DB.Dir = f.DBDir
+		return opts, nil
+	}
+	opts.DB.CacheDir = f.CacheDir
+	if opts.DB.CacheDir == "" {
+		opts.DB.CacheDir = scan.DefaultCacheDir(a.env)
+	}
+	var err error
+	opts.DB.Repositories, err = dbRepositories(f.DBRepository)
+	return opts, err
 }
 
 func (c *scanCmd) printTable(a *app, img *imagesrc.Image, res *scan.Result) error {
