@@ -20,6 +20,13 @@
 //   - the index lists its platforms in a fixed order (the exporter's order
 //     is a Go map's), and index.json carries no export time.
 //
+// KEY=VALUE arguments after the date set those labels in every image's
+// config. With -relabel only the labels are set: the layout was normalized
+// before, without them, so a new version of the same build is relabelled
+// without reading a layer again.
+//
+//	botcore-normalize [-relabel] LAYOUT_DIR SOURCE_DATE_EPOCH [KEY=VALUE...]
+//
 // It prints the new index digest. Standard library only: the module embeds
 // this file and compiles it in the engine, like botcore-probe.
 package main
@@ -32,6 +39,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,21 +51,39 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: botcore-normalize LAYOUT_DIR SOURCE_DATE_EPOCH")
+	relabel := flag.Bool("relabel", false, "only set the labels: the layout is normalized already")
+	flag.Parse()
+	args := flag.Args()
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: botcore-normalize [-relabel] LAYOUT_DIR SOURCE_DATE_EPOCH [KEY=VALUE...]")
 		os.Exit(2)
 	}
-	secs, err := strconv.ParseInt(os.Args[2], 10, 64)
+	secs, err := strconv.ParseInt(args[1], 10, 64)
 	if err != nil || secs < 0 {
-		fmt.Fprintf(os.Stderr, "botcore-normalize: %q is not seconds since 1970\n", os.Args[2])
+		fmt.Fprintf(os.Stderr, "botcore-normalize: %q is not seconds since 1970\n", args[1])
 		os.Exit(2)
 	}
-	d, err := normalize(os.Args[1], time.Unix(secs, 0).UTC())
+	labels := map[string]string{}
+	for _, kv := range args[2:] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			fmt.Fprintf(os.Stderr, "botcore-normalize: label %q: give KEY=VALUE\n", kv)
+			os.Exit(2)
+		}
+		labels[k] = v
+	}
+	d, err := normalize(args[0], time.Unix(secs, 0).UTC(), options{labels: labels, relabel: *relabel})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "botcore-normalize: %v\n", err)
 		os.Exit(1)
 	}
 	fmt.Println(d)
+}
+
+// options are what a run does besides normalizing.
+type options struct {
+	labels  map[string]string // set in every image config
+	relabel bool              // labels only: layers and times were done before
 }
 
 const (
@@ -77,6 +103,7 @@ type layout struct {
 	epoch   time.Time
 	layers  map[string]layerFix // old layer digest -> what replaced it
 	garbage map[string]bool
+	opts    options
 }
 
 type layerFix struct {
@@ -118,8 +145,8 @@ func (l *layout) replace(old string, raw []byte) (descriptor, error) {
 	return d, err
 }
 
-func normalize(dir string, epoch time.Time) (string, error) {
-	l := &layout{dir: dir, epoch: epoch, layers: map[string]layerFix{}, garbage: map[string]bool{}}
+func normalize(dir string, epoch time.Time, opts options) (string, error) {
+	l := &layout{dir: dir, epoch: epoch, layers: map[string]layerFix{}, garbage: map[string]bool{}, opts: opts}
 	rootRaw, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
 		return "", err
@@ -254,6 +281,9 @@ func (l *layout) manifest(digest string) (descriptor, error) {
 		return descriptor{}, fmt.Errorf("manifest %s: %d layers, config %s: %d diff IDs", digest, len(layers), cfgDigest, len(diffIDs))
 	}
 	for i, e := range layers {
+		if l.opts.relabel {
+			break
+		}
 		ld, _ := e.(map[string]any)
 		old, _ := ld["digest"].(string)
 		fix, err := l.layer(old, fmt.Sprint(ld["mediaType"]))
@@ -263,6 +293,21 @@ func (l *layout) manifest(digest string) (descriptor, error) {
 		if fix.blob.Digest != "" {
 			ld["digest"], ld["size"] = fix.blob.Digest, fix.blob.Size
 			diffIDs[i] = fix.diffID
+		}
+	}
+	if len(l.opts.labels) > 0 {
+		conf, _ := cfg["config"].(map[string]any)
+		if conf == nil {
+			conf = map[string]any{}
+			cfg["config"] = conf
+		}
+		labels, _ := conf["Labels"].(map[string]any)
+		if labels == nil {
+			labels = map[string]any{}
+			conf["Labels"] = labels
+		}
+		for k, v := range l.opts.labels {
+			labels[k] = v
 		}
 	}
 	stamp := l.epoch.Format(time.RFC3339)

@@ -105,18 +105,18 @@ func writeLayout(t *testing.T, now time.Time, armFirst bool) string {
 func TestTwoBuildsAtOtherTimesNormalizeToOneDigest(t *testing.T) {
 	a := writeLayout(t, time.Date(2026, 12, 2, 6, 11, 7, 123456789, time.UTC), false)
 	b := writeLayout(t, time.Date(2026, 12, 2, 6, 18, 19, 0, time.UTC), true)
-	da, err := normalize(a, epoch)
+	da, err := normalize(a, epoch, options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := normalize(b, epoch)
+	db, err := normalize(b, epoch, options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if da != db {
 		t.Fatalf("same content, other build times and platform order: %s and %s", da, db)
 	}
-	again, err := normalize(a, epoch)
+	again, err := normalize(a, epoch, options{})
 	if err != nil || again != da {
 		t.Fatalf("normalizing twice changes the digest: %s, then %s (%v)", da, again, err)
 	}
@@ -194,13 +194,59 @@ func TestTwoBuildsAtOtherTimesNormalizeToOneDigest(t *testing.T) {
 	}
 }
 
+// A new version of the same build is the normalized layout of the
+// unlabelled images, relabelled: the same digest as labelling in one pass,
+// with the labels in every config and the unlabelled blobs gone.
+func TestRelabelGivesWhatOnePassGives(t *testing.T) {
+	labels := map[string]string{"org.opencontainers.image.version": "v1.0.1", "org.opencontainers.image.title": "web"}
+	one := writeLayout(t, time.Date(2026, 12, 2, 6, 11, 7, 0, time.UTC), false)
+	want, err := normalize(one, epoch, options{labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := writeLayout(t, time.Date(2026, 12, 2, 7, 1, 2, 0, time.UTC), true)
+	unlabelled, err := normalize(two, epoch, options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadDir(filepath.Join(two, "blobs", "sha256"))
+	got, err := normalize(two, epoch, options{labels: labels, relabel: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || got == unlabelled {
+		t.Fatalf("relabelled %s, labelled in one pass %s (unlabelled %s)", got, want, unlabelled)
+	}
+	after, _ := os.ReadDir(filepath.Join(two, "blobs", "sha256"))
+	if len(after) != len(before) {
+		t.Errorf("relabelling left %d blobs, the unlabelled layout had %d: the replaced ones stay behind", len(after), len(before))
+	}
+	l := &layout{dir: two}
+	idxRaw, _ := l.read(got)
+	var idx struct{ Manifests []struct{ Digest string } }
+	json.Unmarshal(idxRaw, &idx)
+	for _, m := range idx.Manifests {
+		mfRaw, _ := l.read(m.Digest)
+		var mf struct{ Config struct{ Digest string } }
+		json.Unmarshal(mfRaw, &mf)
+		cfgRaw, _ := l.read(mf.Config.Digest)
+		var cfg struct {
+			Config struct{ Labels map[string]string }
+		}
+		json.Unmarshal(cfgRaw, &cfg)
+		if cfg.Config.Labels["org.opencontainers.image.version"] != "v1.0.1" || cfg.Config.Labels["org.opencontainers.image.title"] != "web" {
+			t.Errorf("config %s labels %v", mf.Config.Digest, cfg.Config.Labels)
+		}
+	}
+}
+
 func TestBadInputIsOneError(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := normalize(dir, epoch); err == nil {
+	if _, err := normalize(dir, epoch, options{}); err == nil {
 		t.Error("no index.json passed")
 	}
 	os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"manifests":[{"mediaType":"text/plain","digest":"sha256:00"}]}`), 0o644)
-	if _, err := normalize(dir, epoch); err == nil {
+	if _, err := normalize(dir, epoch, options{}); err == nil {
 		t.Error("an index.json pointing at no image passed")
 	}
 }
