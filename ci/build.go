@@ -43,7 +43,6 @@ func (s buildStage) Run(ctx context.Context, r *run) error {
 				if a.unlabelled[j], err = c.Sync(gctx); err != nil {
 					return fmt.Errorf("build %s for %s: %w", a.service.Name, p, err)
 				}
-				a.variants[j] = builder.WithLabels(a.unlabelled[j], r.plan.Labels)
 				return nil
 			})
 		}
@@ -51,14 +50,21 @@ func (s buildStage) Run(ctx context.Context, r *run) error {
 	if err := eg.Wait(); err != nil {
 		return err
 	}
+	eg, gctx = errgroup.WithContext(ctx)
 	for _, a := range r.arts {
-		lay, err := s.m.exportLayout(ctx, a.variants, r.plan.Epoch)
-		if err != nil {
-			return fmt.Errorf("export %s: %w", a.service.Name, err)
-		}
-		a.layout = lay
-		a.record = release.Service{Name: a.service.Name, IndexDigest: lay.IndexDigest, Platforms: lay.Platforms, Sizes: lay.Sizes,
-			Reports: map[string]release.Reports{}}
+		eg.Go(func() error {
+			lay, err := s.m.exportLayout(gctx, a.unlabelled, r.plan.Epoch, r.plan.Labels)
+			if err != nil {
+				return fmt.Errorf("export %s: %w", a.service.Name, err)
+			}
+			a.layout = lay
+			a.record = release.Service{Name: a.service.Name, IndexDigest: lay.IndexDigest, Platforms: lay.Platforms, Sizes: lay.Sizes,
+				Reports: map[string]release.Reports{}}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return err
 	}
 	r.rel.State = release.StateBuilt
 	return nil

@@ -5,6 +5,8 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,9 +46,13 @@ func (m *BotCore) normalizer(ctx context.Context) (*dagger.File, error) {
 // through this function's container, and normalizes it for the source date
 // (botcore-normalize): the same source then gives the same index digest
 // on any engine. Only the small JSON blobs are read here.
-func (m *BotCore) exportLayout(ctx context.Context, variants []*dagger.Container, epoch int) (ociLayout, error) {
-	tarball := variants[0].AsTarball(dagger.ContainerAsTarballOpts{
-		PlatformVariants: variants[1:],
+//
+// The containers come without the release's labels, which a second, small
+// step writes into the configs: a new version of the same build reuses the
+// unpacked and normalized layout and only rewrites its JSON blobs.
+func (m *BotCore) exportLayout(ctx context.Context, unlabelled []*dagger.Container, epoch int, labels map[string]string) (ociLayout, error) {
+	tarball := unlabelled[0].AsTarball(dagger.ContainerAsTarballOpts{
+		PlatformVariants: unlabelled[1:],
 		// One algorithm for every layer; the engine compresses its own
 		// layers with Go's gzip, which is deterministic.
 		ForcedCompression: dagger.ImageLayerCompressionGzip,
@@ -60,6 +66,17 @@ func (m *BotCore) exportLayout(ctx context.Context, variants []*dagger.Container
 		WithMountedFile("/in/image.tar", tarball).
 		WithMountedFile("/usr/local/bin/botcore-normalize", normalize).
 		WithExec([]string{"sh", "-euc", `mkdir -p /out && tar -xf /in/image.tar -C /out && botcore-normalize /out "$1"`, "sh", strconv.Itoa(epoch)})
+	if len(labels) > 0 {
+		args := []string{"botcore-normalize", "-relabel", "/out", strconv.Itoa(epoch)}
+		for _, k := range slices.Sorted(maps.Keys(labels)) {
+			args = append(args, k+"="+labels[k])
+		}
+		out = dag.Container().
+			From(m.ToolsImage).
+			WithMountedDirectory("/out", out.Directory("/out")).
+			WithMountedFile("/usr/local/bin/botcore-normalize", normalize).
+			WithExec(args)
+	}
 	digest, err := out.Stdout(ctx)
 	if err != nil {
 		return ociLayout{}, fmt.Errorf("OCI layout: %w", err)

@@ -282,13 +282,13 @@ type run struct {
 // artifact is one service on its way through the stages.
 type artifact struct {
 	service services.Service
-	// variants are the runtime containers, one per platform in plan order (build).
-	variants []*dagger.Container
-	// unlabelled are the variants without the release's labels: what the
-	// start-up gate runs, so that its run is reused for a new version of
-	// unchanged sources (builder.WithLabels).
+	// unlabelled are the runtime containers, one per platform in plan
+	// order, without the release's labels (build): what the start-up gate
+	// runs and the layout is made of, so that both are reused for a new
+	// version of unchanged sources.
 	unlabelled []*dagger.Container
-	// layout holds every variant as one OCI image layout in the engine (build).
+	// layout holds every platform as one OCI image layout in the engine,
+	// labelled (build).
 	layout ociLayout
 	// sboms are the SPDX documents per platform (scan), attested when signing.
 	sboms map[string]*dagger.File
@@ -330,7 +330,7 @@ func (m *BotCore) newRun(ctx context.Context, req plan.Request) (*run, error) {
 	r := &run{plan: p, req: req, started: time.Now().UTC(), out: dag.Directory(), rel: release.Manifest{Version: p.Version, Revision: p.Revision, SourceURL: req.SourceURL, Created: p.Created,
 		Tags: p.Tags, Platforms: p.Platforms, Unsigned: p.Unsigned, ImagesLock: m.LockDigest}}
 	for _, s := range p.Services {
-		r.arts = append(r.arts, &artifact{service: s, variants: make([]*dagger.Container, len(p.Platforms)), unlabelled: make([]*dagger.Container, len(p.Platforms)), sboms: map[string]*dagger.File{},
+		r.arts = append(r.arts, &artifact{service: s, unlabelled: make([]*dagger.Container, len(p.Platforms)), sboms: map[string]*dagger.File{},
 			vulns: map[string]*dagger.File{}})
 	}
 	return r, nil

@@ -11,8 +11,6 @@ import (
 
 	"dagger/bot-core/internal/dagger"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/bot-core/delivery/pipelines/release"
 )
 
@@ -87,18 +85,19 @@ func (m *BotCore) vulnDB(ctx context.Context, fail context.CancelCauseFunc, offl
 
 func (gateStage) String() string { return "scan+sbom" }
 
-// imageReports are one image's scan and SBOM outputs, still in the engine.
-type imageReports struct {
-	sarif, scanJSON, sbom *dagger.File
-	vuln                  *dagger.File // cosign vulnerability predicate
-	findings              map[string]int
-	failure               string // the gate's verdict; empty when it passed
-	// layers and analyzed: how many layers the image has and how many
-	// Trivy had to read (none when an image with the same layers was
-	// scanned before).
-	layers, analyzed int
+// gateSummary is the part of botcore gate's gate.json the release reads.
+type gateSummary struct {
+	Images []struct {
+		Name, Platform, Dir string
+		Passed              bool
+		Failure             string
+		Counts              map[string]int
+		Layers              struct{ Total, Analyzed int }
+	}
 }
 
+// Run scans and SBOMs every image in one call of the module's gate: one
+// exec of the tool for the whole release.
 func (s gateStage) Run(ctx context.Context, r *run) error {
 	tool, err := r.tool()
 	if err != nil {
@@ -108,34 +107,49 @@ func (s gateStage) Run(ctx context.Context, r *run) error {
 	if err := s.db.ready(); err != nil {
 		return err
 	}
-	reports := make([][]imageReports, len(r.arts))
-	eg, gctx := errgroup.WithContext(ctx)
+	layouts := make([]*dagger.Directory, len(r.arts))
+	names := make([]string, len(r.arts))
 	for i, a := range r.arts {
-		reports[i] = make([]imageReports, len(r.plan.Platforms))
-		for j, p := range r.plan.Platforms {
-			eg.Go(func() (err error) {
-				reports[i][j], err = s.image(gctx, r, a, p)
-				return err
-			})
-		}
+		layouts[i], names[i] = a.layout.Dir, a.service.Name
 	}
-	if err := eg.Wait(); err != nil {
-		return err
+	res := s.tools.Gate(layouts, names, dagger.SupplychainGateOpts{
+		Platforms: r.plan.Platforms, Severity: strings.Join(r.plan.Severities, ","), IgnoreUnfixed: r.plan.IgnoreUnfixed,
+		TrivyDb: s.db.offline, TrivyDbRepository: s.db.repositories, Trivyignore: s.ignoreFile, DbKey: s.db.key,
+	})
+	summary, err := res.Summary(ctx)
+	if err != nil { // the module's error says why, and how to give it a database
+		return fmt.Errorf("the scans could not run, nothing was pushed: %w (docs/offline.md)", err)
 	}
+	var sum gateSummary
+	if err := json.Unmarshal([]byte(summary), &sum); err != nil {
+		return fmt.Errorf("the gate's summary: %w", err)
+	}
+	byImage := map[string]int{}
+	for i, im := range sum.Images {
+		byImage[im.Name+" "+im.Platform] = i
+	}
+	reports := res.Reports()
 	var failed, reused []string
-	for i, a := range r.arts {
-		for j, p := range r.plan.Platforms {
-			rep := reports[i][j]
-			rr := release.ReportsFor(a.service.Name, p)
-			rr.Findings = rep.findings
-			r.out = r.out.WithFile(rr.SARIF, rep.sarif).WithFile(rr.Scan, rep.scanJSON).WithFile(rr.SBOM, rep.sbom)
-			a.record.Reports[p] = rr
-			a.sboms[p] = rep.sbom
-			a.vulns[p] = rep.vuln
-			if rep.failure != "" {
-				failed = append(failed, fmt.Sprintf("%s (%s): %s", a.service.Name, p, rep.failure))
+	for _, a := range r.arts {
+		for _, p := range r.plan.Platforms {
+			i, ok := byImage[a.service.Name+" "+p]
+			if !ok {
+				return fmt.Errorf("the gate's summary has no %s (%s)", a.service.Name, p)
 			}
-			if rep.layers > 0 && rep.analyzed == 0 {
+			im := sum.Images[i]
+			dir := reports.Directory(im.Dir)
+			rr := release.ReportsFor(a.service.Name, p)
+			rr.Findings = maps.Clone(im.Counts)
+			maps.DeleteFunc(rr.Findings, func(_ string, n int) bool { return n == 0 }) // release.json lists what was found
+			r.out = r.out.WithFile(rr.SARIF, dir.File("scan.sarif")).WithFile(rr.Scan, dir.File("scan.json")).
+				WithFile(rr.SBOM, dir.File("sbom.spdx.json"))
+			a.record.Reports[p] = rr
+			a.sboms[p] = dir.File("sbom.spdx.json")
+			a.vulns[p] = dir.File("vuln.json")
+			if !im.Passed {
+				failed = append(failed, im.Failure)
+			}
+			if im.Layers.Total > 0 && im.Layers.Analyzed == 0 {
 				reused = append(reused, fmt.Sprintf("%s (%s)", a.service.Name, p))
 			}
 		}
@@ -156,47 +170,4 @@ func (s gateStage) Run(ctx context.Context, r *run) error {
 			strings.Join(r.plan.Severities, ","), strings.Join(failed, "\n"))
 	}
 	return nil
-}
-
-// image scans and SBOMs one platform of a service's layout. The SBOM does
-// not wait for the scan: both only read the layout.
-func (s gateStage) image(ctx context.Context, r *run, a *artifact, platform string) (imageReports, error) {
-	sbom := s.tools.Sbom(a.layout.Dir, platform, dagger.SupplychainSbomOpts{Name: a.service.Name})
-	sbomDone := make(chan error, 1)
-	go func() {
-		_, err := sbom.Sync(ctx)
-		sbomDone <- err
-	}()
-	res := s.tools.Scan(a.layout.Dir, platform, dagger.SupplychainScanOpts{
-		Name: a.service.Name, Severity: strings.Join(r.plan.Severities, ","), IgnoreUnfixed: r.plan.IgnoreUnfixed,
-		TrivyDb: s.db.offline, TrivyDbRepository: s.db.repositories, Trivyignore: s.ignoreFile, DbKey: s.db.key,
-	})
-	passed, err := res.Passed(ctx)
-	if err != nil { // the module's error says why, and how to give it a database
-		return imageReports{}, fmt.Errorf("scan could not run, nothing was pushed: %s (%s): %w (docs/offline.md)", a.service.Name, platform, err)
-	}
-	rep := imageReports{sarif: res.Sarif(), scanJSON: res.Report(), vuln: res.Vuln(), sbom: sbom}
-	if !passed {
-		if rep.failure, err = res.Failure(ctx); err != nil {
-			return imageReports{}, err
-		}
-	}
-	if rep.layers, err = res.Layers(ctx); err != nil {
-		return imageReports{}, fmt.Errorf("scan %s %s: %w", a.service.Name, platform, err)
-	}
-	if rep.analyzed, err = res.LayersAnalyzed(ctx); err != nil {
-		return imageReports{}, fmt.Errorf("scan %s %s: %w", a.service.Name, platform, err)
-	}
-	counts, err := res.Findings(ctx)
-	if err != nil {
-		return imageReports{}, fmt.Errorf("scan %s %s: %w", a.service.Name, platform, err)
-	}
-	if err := json.Unmarshal([]byte(counts), &rep.findings); err != nil {
-		return imageReports{}, fmt.Errorf("scan %s %s: findings %q: %w", a.service.Name, platform, counts, err)
-	}
-	maps.DeleteFunc(rep.findings, func(_ string, n int) bool { return n == 0 }) // release.json lists what was found
-	if err := <-sbomDone; err != nil {
-		return imageReports{}, fmt.Errorf("sbom %s %s: %w", a.service.Name, platform, err)
-	}
-	return rep, nil
 }

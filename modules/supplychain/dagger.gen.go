@@ -87,6 +87,38 @@ func (r *Supplychain) UnmarshalJSON(bs []byte) error {
 	return nil
 }
 
+func (r GateResult) MarshalJSON() ([]byte, error) {
+	var concrete struct {
+		Passed  bool
+		Reports *dagger.Directory
+		Summary string
+		Failure string
+	}
+	concrete.Passed = r.Passed
+	concrete.Reports = r.Reports
+	concrete.Summary = r.Summary
+	concrete.Failure = r.Failure
+	return json.Marshal(&concrete)
+}
+
+func (r *GateResult) UnmarshalJSON(bs []byte) error {
+	var concrete struct {
+		Passed  bool
+		Reports *dagger.Directory
+		Summary string
+		Failure string
+	}
+	err := json.Unmarshal(bs, &concrete)
+	if err != nil {
+		return err
+	}
+	r.Passed = concrete.Passed
+	r.Reports = concrete.Reports
+	r.Summary = concrete.Summary
+	r.Failure = concrete.Failure
+	return nil
+}
+
 func (r ScanResult) MarshalJSON() ([]byte, error) {
 	var concrete struct {
 		Passed         bool
@@ -451,6 +483,76 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 		}
 	case "Supplychain":
 		switch fnName {
+		case "Gate":
+			var parent Supplychain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var layouts []*dagger.Directory
+			if inputArgs["layouts"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["layouts"]), &layouts)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg layouts", err))
+				}
+			}
+			var names []string
+			if inputArgs["names"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["names"]), &names)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg names", err))
+				}
+			}
+			var platforms []string
+			if inputArgs["platforms"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["platforms"]), &platforms)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg platforms", err))
+				}
+			}
+			var severity string
+			if inputArgs["severity"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["severity"]), &severity)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg severity", err))
+				}
+			}
+			var ignoreUnfixed bool
+			if inputArgs["ignoreUnfixed"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["ignoreUnfixed"]), &ignoreUnfixed)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg ignoreUnfixed", err))
+				}
+			}
+			var trivyDb *dagger.Directory
+			if inputArgs["trivyDb"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["trivyDb"]), &trivyDb)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg trivyDb", err))
+				}
+			}
+			var trivyignore *dagger.File
+			if inputArgs["trivyignore"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["trivyignore"]), &trivyignore)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg trivyignore", err))
+				}
+			}
+			var trivyDbRepository []string
+			if inputArgs["trivyDbRepository"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["trivyDbRepository"]), &trivyDbRepository)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg trivyDbRepository", err))
+				}
+			}
+			var dbKey string
+			if inputArgs["dbKey"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["dbKey"]), &dbKey)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg dbKey", err))
+				}
+			}
+			return (*Supplychain).Gate(&parent, ctx, layouts, names, platforms, severity, ignoreUnfixed, trivyDb, trivyignore, trivyDbRepository, dbKey)
 		case "Identity":
 			var parent Supplychain
 			err = json.Unmarshal(parentJSON, &parent)

@@ -132,16 +132,11 @@ func (m *Supplychain) Scan(
 		}
 	}
 	if trivyignore != nil {
-		// Keep the file's name: trivy reads a .yaml/.yml one as YAML.
-		base, err := trivyignore.Name(ctx)
+		ignore, err := mountIgnoreFile(ctx, c, trivyignore)
 		if err != nil {
-			return nil, fmt.Errorf("--trivyignore: %w", err)
+			return nil, err
 		}
-		if base == "" || strings.Contains(base, "/") {
-			base = ".trivyignore"
-		}
-		c = c.WithMountedFile("/ignore/"+base, trivyignore)
-		args = append(args, "--ignorefile", "/ignore/"+base)
+		c, args = ignore.c, append(args, "--ignorefile", ignore.path)
 	}
 
 	scanned := c.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
@@ -197,6 +192,25 @@ func (m *Supplychain) Scan(
 		res.Failure = lastLines(stderr, 40)
 	}
 	return res, nil
+}
+
+// mountedIgnore is a container with the ignore file mounted, and its path.
+type mountedIgnore struct {
+	c    *dagger.Container
+	path string
+}
+
+// mountIgnoreFile mounts a Trivy ignore file under its own name: trivy
+// reads a .yaml/.yml one as YAML.
+func mountIgnoreFile(ctx context.Context, c *dagger.Container, f *dagger.File) (mountedIgnore, error) {
+	base, err := f.Name(ctx)
+	if err != nil {
+		return mountedIgnore{}, fmt.Errorf("--trivyignore: %w", err)
+	}
+	if base == "" || strings.Contains(base, "/") {
+		base = ".trivyignore"
+	}
+	return mountedIgnore{c: c.WithMountedFile("/ignore/"+base, f), path: "/ignore/" + base}, nil
 }
 
 // layerCacheVolume is Trivy's layer cache for one image name and platform:

@@ -365,6 +365,61 @@ func TestSupplychainModuleScanAndSBOM(t *testing.T) {
 		}
 	})
 
+	t.Run("gate scans and SBOMs every platform of several layouts in one call", func(t *testing.T) {
+		base := []string{"gate", "--layouts", lay + "," + lay, "--names", "app,web", "--platforms", "linux/amd64,linux/arm64",
+			"--trivy-db", db, "--severity", "CRITICAL"}
+		if passed := strings.TrimSpace(scMust(t, append(base, "passed")...)); passed != "false" {
+			t.Errorf("passed %q, want false: the amd64 image has next 15.5.29", passed)
+		}
+		failure := scMust(t, append(base, "failure")...)
+		for _, want := range []string{"app (linux/amd64) has 1 vulnerability at CRITICAL", "web (linux/amd64) has 1 vulnerability", scCVENext} {
+			if !strings.Contains(failure, want) {
+				t.Errorf("failure does not mention %q:\n%s", want, failure)
+			}
+		}
+		if strings.Contains(failure, "(linux/arm64) has") {
+			t.Errorf("failure names an arm64 image, which has the fixed next:\n%s", failure)
+		}
+		var sum struct {
+			Images []struct {
+				Name, Platform, Dir string
+				Passed              bool
+				Counts              map[string]int
+				Layers              struct{ Total, Analyzed int }
+			}
+		}
+		if err := json.Unmarshal([]byte(scMust(t, append(base, "summary")...)), &sum); err != nil || len(sum.Images) != 4 {
+			t.Fatalf("summary: %v, %d images, want 4", err, len(sum.Images))
+		}
+		out := t.TempDir()
+		scMust(t, append(base, "reports", "export", "--path", out)...)
+		for _, im := range sum.Images {
+			if im.Passed != (im.Platform == "linux/arm64") || im.Counts["HIGH"] != 1 {
+				t.Errorf("%s %s: passed %v, counts %v", im.Name, im.Platform, im.Passed, im.Counts)
+			}
+			// web's layers are app's, read earlier in the same exec.
+			if im.Name == "web" && im.Layers.Analyzed != 0 {
+				t.Errorf("web %s: %d of %d layers read, want none (app's, scanned before)", im.Platform, im.Layers.Analyzed, im.Layers.Total)
+			}
+			dir := filepath.Join(out, im.Dir)
+			checkSARIF(t, filepath.Join(dir, "scan.sarif"), scCVEExample, "trivy/"+im.Name+"/"+im.Platform+"/")
+			next := map[string]string{"linux/amd64": "15.5.29", "linux/arm64": "15.5.30"}[im.Platform]
+			checkSBOM(t, filepath.Join(dir, "sbom.spdx.json"), "next", next)
+			if doc := readJSON(t, filepath.Join(dir, "sbom.spdx.json")); doc["name"] != im.Name {
+				t.Errorf("%s %s: SBOM named %v", im.Name, im.Platform, doc["name"])
+			}
+			for _, f := range []string{"scan.json", "vuln.json", "findings.json"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("%s %s: %v", im.Name, im.Platform, err)
+				}
+			}
+		}
+		if _, stderr, err := scCall(t, "gate", "--layouts", lay, "--names", "app,web", "--trivy-db", db, "passed"); err == nil ||
+			!strings.Contains(stderr, "one name per layout") {
+			t.Errorf("gate with two names for one layout: err %v\n%s", err, tail(stderr, 10))
+		}
+	})
+
 	t.Run("scan --severity CRITICAL passes the arm64 image, still counting the rest", func(t *testing.T) {
 		res, counts := scScan(t, "--layout", lay, "--platform", "linux/arm64", "--name", "app", "--trivy-db", db, "--severity", "CRITICAL")
 		if !res.Passed {

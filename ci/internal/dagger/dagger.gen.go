@@ -293,6 +293,9 @@ type SourceMapID string
 // The `StatID` scalar type represents an identifier for an object of type Stat.
 type StatID string
 
+// The `SupplychainGateResultID` scalar type represents an identifier for an object of type SupplychainGateResult.
+type SupplychainGateResultID string
+
 // The `SupplychainID` scalar type represents an identifier for an object of type Supplychain.
 type SupplychainID string
 
@@ -791,6 +794,15 @@ func (r *Binding) AsSupplychain() *Supplychain {
 	q := r.query.Select("asSupplychain")
 
 	return &Supplychain{
+		query: q,
+	}
+}
+
+// Retrieve the binding value, as type SupplychainGateResult
+func (r *Binding) AsSupplychainGateResult() *SupplychainGateResult {
+	q := r.query.Select("asSupplychainGateResult")
+
+	return &SupplychainGateResult{
 		query: q,
 	}
 }
@@ -5452,6 +5464,30 @@ func (r *Env) WithStringInput(name string, value string, description string) *En
 // Declares a desired string output binding
 func (r *Env) WithStringOutput(name string, description string) *Env {
 	q := r.query.Select("withStringOutput")
+	q = q.Arg("name", name)
+	q = q.Arg("description", description)
+
+	return &Env{
+		query: q,
+	}
+}
+
+// Create or update a binding of type SupplychainGateResult in the environment
+func (r *Env) WithSupplychainGateResultInput(name string, value *SupplychainGateResult, description string) *Env {
+	assertNotNil("value", value)
+	q := r.query.Select("withSupplychainGateResultInput")
+	q = q.Arg("name", name)
+	q = q.Arg("value", value)
+	q = q.Arg("description", description)
+
+	return &Env{
+		query: q,
+	}
+}
+
+// Declare a desired SupplychainGateResult output to be assigned in the environment
+func (r *Env) WithSupplychainGateResultOutput(name string, description string) *Env {
+	q := r.query.Select("withSupplychainGateResultOutput")
 	q = q.Arg("name", name)
 	q = q.Arg("description", description)
 
@@ -11278,6 +11314,16 @@ func (r *Client) LoadSupplychainFromID(id SupplychainID) *Supplychain {
 	}
 }
 
+// Load a SupplychainGateResult from its ID.
+func (r *Client) LoadSupplychainGateResultFromID(id SupplychainGateResultID) *SupplychainGateResult {
+	q := r.query.Select("loadSupplychainGateResultFromID")
+	q = q.Arg("id", id)
+
+	return &SupplychainGateResult{
+		query: q,
+	}
+}
+
 // Load a SupplychainScanResult from its ID.
 func (r *Client) LoadSupplychainScanResultFromID(id SupplychainScanResultID) *SupplychainScanResult {
 	q := r.query.Select("loadSupplychainScanResultFromID")
@@ -12642,6 +12688,99 @@ func (r *Supplychain) WithGraphQLQuery(q *querybuilder.Selection) *Supplychain {
 	}
 }
 
+// SupplychainGateOpts contains options for Supplychain.Gate
+type SupplychainGateOpts struct {
+	//
+	// Platforms to scan in every layout.
+	//
+	//
+	// Default: ["linux/amd64"]
+	Platforms []string // supplychain (../../../modules/supplychain/gate.go:55:2)
+	//
+	// Severities that fail the gate, comma-separated, from UNKNOWN, LOW,
+	// MEDIUM, HIGH, CRITICAL.
+	//
+	//
+	// Default: "HIGH,CRITICAL"
+	Severity string // supplychain (../../../modules/supplychain/gate.go:59:2)
+	//
+	// Leave out vulnerabilities that have no fixed version yet.
+	//
+	IgnoreUnfixed bool // supplychain (../../../modules/supplychain/gate.go:62:2)
+	//
+	// Trivy vulnerability database to scan with, offline: a directory
+	// holding trivy.db and metadata.json. Without it the database is
+	// downloaded (or taken fresh from the cache vuln-db fetched it into).
+	//
+	TrivyDb *Directory // supplychain (../../../modules/supplychain/gate.go:67:2)
+	//
+	// Trivy ignore file (.trivyignore, or .trivyignore.yaml).
+	//
+	Trivyignore *File // supplychain (../../../modules/supplychain/gate.go:70:2)
+	//
+	// OCI repositories to download the database from, tried in order.
+	//
+	TrivyDbRepository []string // supplychain (../../../modules/supplychain/gate.go:73:2)
+	//
+	// What identifies the database, as for scan: a result is reused only
+	// while this is the same too.
+	//
+	DbKey string // supplychain (../../../modules/supplychain/gate.go:77:2)
+}
+
+// Gate scans (Trivy) and SBOMs (Syft, SPDX 2.3 JSON) every platform of
+// several OCI image layouts in one exec, for a release that would otherwise
+// start a scan and an SBOM per image, each paying the tool's start.
+//
+// As with scan and sbom, the analysis of each layer and Syft's catalogs are
+// kept in cache volumes, so an image whose layers were seen before (in this
+// run or an earlier one) is matched against the database and described
+// without reading a layer; the layer cache is shared by every image, and
+// one gate at a time holds it. A failing gate is a result (passed false,
+// with the reports); an error means a scan or SBOM could not run.
+//
+// A result is reused for a day for the same layouts and options, and never
+// across databases the caller tells apart with db-key.
+func (r *Supplychain) Gate(layouts []*Directory, names []string, opts ...SupplychainGateOpts) *SupplychainGateResult { // supplychain (../../../modules/supplychain/gate.go:46:1)
+	q := r.query.Select("gate")
+	for i := len(opts) - 1; i >= 0; i-- {
+		// `platforms` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Platforms) {
+			q = q.Arg("platforms", opts[i].Platforms)
+		}
+		// `severity` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Severity) {
+			q = q.Arg("severity", opts[i].Severity)
+		}
+		// `ignoreUnfixed` optional argument
+		if !querybuilder.IsZeroValue(opts[i].IgnoreUnfixed) {
+			q = q.Arg("ignoreUnfixed", opts[i].IgnoreUnfixed)
+		}
+		// `trivyDb` optional argument
+		if !querybuilder.IsZeroValue(opts[i].TrivyDb) {
+			q = q.Arg("trivyDb", opts[i].TrivyDb)
+		}
+		// `trivyignore` optional argument
+		if !querybuilder.IsZeroValue(opts[i].Trivyignore) {
+			q = q.Arg("trivyignore", opts[i].Trivyignore)
+		}
+		// `trivyDbRepository` optional argument
+		if !querybuilder.IsZeroValue(opts[i].TrivyDbRepository) {
+			q = q.Arg("trivyDbRepository", opts[i].TrivyDbRepository)
+		}
+		// `dbKey` optional argument
+		if !querybuilder.IsZeroValue(opts[i].DbKey) {
+			q = q.Arg("dbKey", opts[i].DbKey)
+		}
+	}
+	q = q.Arg("layouts", layouts)
+	q = q.Arg("names", names)
+
+	return &SupplychainGateResult{
+		query: q,
+	}
+}
+
 // Go image that builds the CLI and runs it.
 func (r *Supplychain) GoImage(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/main.go:36:2)
 	if r.goImage != nil {
@@ -13150,18 +13289,18 @@ type SupplychainVulnDbOpts struct {
 	// Only say, in seconds and without downloading, whether the database
 	// can be had: fresh in the cache, or served by a repository.
 	//
-	CheckOnly bool // supplychain (../../../modules/supplychain/scan.go:246:2)
+	CheckOnly bool // supplychain (../../../modules/supplychain/scan.go:259:2)
 	//
 	// OCI repositories of the database, tried in order (Trivy's
 	// --db-repository; default: Trivy's, mirror.gcr.io then ghcr.io).
 	//
-	Repository []string // supplychain (../../../modules/supplychain/scan.go:250:2)
+	Repository []string // supplychain (../../../modules/supplychain/scan.go:263:2)
 	//
 	// Services on the caller's machine that serve the repositories, e.g.
 	// tcp://127.0.0.1:5000 for a mirror on the loopback: connections to
 	// 127.0.0.1:<port> and localhost:<port> go through them.
 	//
-	Tunnel []*Service // supplychain (../../../modules/supplychain/scan.go:255:2)
+	Tunnel []*Service // supplychain (../../../modules/supplychain/scan.go:268:2)
 }
 
 // VulnDb checks for, or fetches, Trivy's vulnerability database in the
@@ -13169,7 +13308,7 @@ type SupplychainVulnDbOpts struct {
 // and a database that cannot be had is known before anything is built.
 //
 // Returns botcore's summary line.
-func (r *Supplychain) VulnDb(ctx context.Context, opts ...SupplychainVulnDbOpts) (string, error) { // supplychain (../../../modules/supplychain/scan.go:241:1)
+func (r *Supplychain) VulnDb(ctx context.Context, opts ...SupplychainVulnDbOpts) (string, error) { // supplychain (../../../modules/supplychain/scan.go:254:1)
 	if r.vulnDb != nil {
 		return *r.vulnDb, nil
 	}
@@ -13188,6 +13327,126 @@ func (r *Supplychain) VulnDb(ctx context.Context, opts ...SupplychainVulnDbOpts)
 			q = q.Arg("tunnel", opts[i].Tunnel)
 		}
 	}
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// GateResult is a release's vulnerability gate and SBOMs: every image
+// scanned and SBOM'd by one botcore process.
+type SupplychainGateResult struct { // supplychain (../../../modules/supplychain/gate.go:14:6)
+	query *querybuilder.Selection
+
+	failure *string
+	id      *SupplychainGateResultID
+	passed  *bool
+	summary *string
+}
+
+func (r *SupplychainGateResult) WithGraphQLQuery(q *querybuilder.Selection) *SupplychainGateResult {
+	return &SupplychainGateResult{
+		query: q,
+	}
+}
+
+// Why the gate failed: the findings that failed it, per image (empty
+// when passed).
+func (r *SupplychainGateResult) Failure(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/gate.go:28:2)
+	if r.failure != nil {
+		return *r.failure, nil
+	}
+	q := r.query.Select("failure")
+
+	var response string
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// A unique identifier for this SupplychainGateResult.
+func (r *SupplychainGateResult) ID(ctx context.Context) (SupplychainGateResultID, error) {
+	if r.id != nil {
+		return *r.id, nil
+	}
+	q := r.query.Select("id")
+
+	var response SupplychainGateResultID
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// XXX_GraphQLType is an internal function. It returns the native GraphQL type name
+func (r *SupplychainGateResult) XXX_GraphQLType() string {
+	return "SupplychainGateResult"
+}
+
+// XXX_GraphQLIDType is an internal function. It returns the native GraphQL type name for the ID of this object
+func (r *SupplychainGateResult) XXX_GraphQLIDType() string {
+	return "SupplychainGateResultID"
+}
+
+// XXX_GraphQLID is an internal function. It returns the underlying type ID
+func (r *SupplychainGateResult) XXX_GraphQLID(ctx context.Context) (string, error) {
+	id, err := r.ID(ctx)
+	if err != nil {
+		return "", err
+	}
+	return string(id), nil
+}
+
+func (r *SupplychainGateResult) MarshalJSON() ([]byte, error) {
+	id, err := r.ID(marshalCtx)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(id)
+}
+func (r *SupplychainGateResult) UnmarshalJSON(bs []byte) error {
+	var id string
+	err := json.Unmarshal(bs, &id)
+	if err != nil {
+		return err
+	}
+	*r = *dag.LoadSupplychainGateResultFromID(SupplychainGateResultID(id))
+	return nil
+}
+
+// Whether every image passed the severity gate.
+func (r *SupplychainGateResult) Passed(ctx context.Context) (bool, error) { // supplychain (../../../modules/supplychain/gate.go:16:2)
+	if r.passed != nil {
+		return *r.passed, nil
+	}
+	q := r.query.Select("passed")
+
+	var response bool
+
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// The reports: NAME/OS-ARCH/ holds scan.json (Trivy's JSON report),
+// scan.sarif (category trivy/NAME/OS/ARCH/), vuln.json (cosign
+// vulnerability predicate), findings.json (counts per severity) and
+// sbom.spdx.json (SPDX 2.3, named NAME); gate.json sums them up.
+func (r *SupplychainGateResult) Reports() *Directory { // supplychain (../../../modules/supplychain/gate.go:21:2)
+	q := r.query.Select("reports")
+
+	return &Directory{
+		query: q,
+	}
+}
+
+// gate.json: per image its platform, digest, verdict, the findings
+// that failed the gate, counts, the layers read and whether the SBOM
+// came from the catalog of the same layers.
+func (r *SupplychainGateResult) Summary(ctx context.Context) (string, error) { // supplychain (../../../modules/supplychain/gate.go:25:2)
+	if r.summary != nil {
+		return *r.summary, nil
+	}
+	q := r.query.Select("summary")
 
 	var response string
 
