@@ -93,22 +93,9 @@ func (m *Supplychain) Gate(
 	if ignoreUnfixed {
 		args = append(args, "--ignore-unfixed")
 	}
-	if trivyDb != nil {
-		c = c.WithMountedDirectory("/trivy-db", trivyDb)
-		args = append(args, "--db-dir", "/trivy-db")
-	} else {
-		c = trivyCache(c, trivyDbRepository)
-		args = append(args, "--cache-dir", "/trivy-cache")
-		for _, r := range trivyDbRepository {
-			args = append(args, "--db-repository", r)
-		}
-	}
-	if trivyignore != nil {
-		ignore, err := mountIgnoreFile(ctx, c, trivyignore)
-		if err != nil {
-			return nil, err
-		}
-		c, args = ignore.c, append(args, "--ignorefile", ignore.path)
+	c, args, err := withDatabase(ctx, c, args, trivyDb, trivyDbRepository, trivyignore)
+	if err != nil {
+		return nil, err
 	}
 	for i, l := range layouts {
 		c = c.WithMountedDirectory("/images/"+names[i], l)

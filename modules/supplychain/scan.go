@@ -121,22 +121,9 @@ func (m *Supplychain) Scan(
 	if ignoreUnfixed {
 		args = append(args, "--ignore-unfixed")
 	}
-	if trivyDb != nil {
-		c = c.WithMountedDirectory("/trivy-db", trivyDb)
-		args = append(args, "--db-dir", "/trivy-db")
-	} else {
-		c = trivyCache(c, trivyDbRepository)
-		args = append(args, "--cache-dir", "/trivy-cache")
-		for _, r := range trivyDbRepository {
-			args = append(args, "--db-repository", r)
-		}
-	}
-	if trivyignore != nil {
-		ignore, err := mountIgnoreFile(ctx, c, trivyignore)
-		if err != nil {
-			return nil, err
-		}
-		c, args = ignore.c, append(args, "--ignorefile", ignore.path)
+	c, args, err := withDatabase(ctx, c, args, trivyDb, trivyDbRepository, trivyignore)
+	if err != nil {
+		return nil, err
 	}
 
 	scanned := c.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
@@ -194,23 +181,31 @@ func (m *Supplychain) Scan(
 	return res, nil
 }
 
-// mountedIgnore is a container with the ignore file mounted, and its path.
-type mountedIgnore struct {
-	c    *dagger.Container
-	path string
-}
-
-// mountIgnoreFile mounts a Trivy ignore file under its own name: trivy
-// reads a .yaml/.yml one as YAML.
-func mountIgnoreFile(ctx context.Context, c *dagger.Container, f *dagger.File) (mountedIgnore, error) {
-	base, err := f.Name(ctx)
+// withDatabase gives a scan its vulnerability database (the offline
+// directory, else the cache volume it is downloaded into) and its ignore
+// file, mounted under its own name: trivy reads a .yaml/.yml one as YAML.
+func withDatabase(ctx context.Context, c *dagger.Container, args []string, trivyDb *dagger.Directory, repositories []string, trivyignore *dagger.File) (*dagger.Container, []string, error) {
+	if trivyDb != nil {
+		c = c.WithMountedDirectory("/trivy-db", trivyDb)
+		args = append(args, "--db-dir", "/trivy-db")
+	} else {
+		c = trivyCache(c, repositories)
+		args = append(args, "--cache-dir", "/trivy-cache")
+		for _, r := range repositories {
+			args = append(args, "--db-repository", r)
+		}
+	}
+	if trivyignore == nil {
+		return c, args, nil
+	}
+	base, err := trivyignore.Name(ctx)
 	if err != nil {
-		return mountedIgnore{}, fmt.Errorf("--trivyignore: %w", err)
+		return nil, nil, fmt.Errorf("--trivyignore: %w", err)
 	}
 	if base == "" || strings.Contains(base, "/") {
 		base = ".trivyignore"
 	}
-	return mountedIgnore{c: c.WithMountedFile("/ignore/"+base, f), path: "/ignore/" + base}, nil
+	return c.WithMountedFile("/ignore/"+base, trivyignore), append(args, "--ignorefile", "/ignore/"+base), nil
 }
 
 // layerCacheVolume is Trivy's layer cache for one image name and platform:
