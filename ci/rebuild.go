@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -204,9 +205,14 @@ func layoutImages(ctx context.Context, dir *dagger.Directory) (string, map[strin
 		if err := l.readJSON(ctx, blobPath(d.Digest), &img.Manifest); err != nil {
 			return "", nil, err
 		}
-		if err := l.readJSON(ctx, blobPath(img.Manifest.Config.Digest), &img.Config); err != nil {
-			return "", nil, err
+		raw, err := l.dir.File(blobPath(img.Manifest.Config.Digest)).Contents(ctx)
+		if err != nil {
+			return "", nil, fmt.Errorf("OCI layout: %w", err)
 		}
+		if err := json.Unmarshal([]byte(raw), &img.Config); err != nil {
+			return "", nil, fmt.Errorf("OCI layout %s: %w", blobPath(img.Manifest.Config.Digest), err)
+		}
+		img.RawConfig = []byte(raw)
 		imgs[d.Platform.String()] = img
 	}
 	return root.Manifests[0].Digest.String(), imgs, nil

@@ -4,8 +4,10 @@
 package reproducible
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -16,6 +18,9 @@ import (
 type Image struct {
 	Manifest v1.Manifest
 	Config   v1.ConfigFile
+	// RawConfig is the config blob as stored, when the caller has it: a
+	// field v1.ConfigFile does not know can then be named too.
+	RawConfig []byte
 }
 
 // Diff says how a rebuild (got) differs from a release's image (want), one
@@ -63,9 +68,96 @@ func Diff(want, got Image) []string {
 		out = append(out, fmt.Sprintf("config: user/workdir %q %q in the release, %q %q rebuilt", wc.Config.User, wc.Config.WorkingDir, gc.Config.User, gc.Config.WorkingDir))
 	}
 	if len(out) == 0 && want.Manifest.Config.Digest != got.Manifest.Config.Digest {
-		out = append(out, fmt.Sprintf("config: %s in the release, %s rebuilt (history or other fields)", short(want.Manifest.Config.Digest), short(got.Manifest.Config.Digest)))
+		fields := configFields(want, got)
+		if len(fields) == 0 {
+			fields = []string{"the same fields, written differently"}
+		}
+		for _, f := range fields {
+			out = append(out, fmt.Sprintf("config %s in the release, %s rebuilt: %s", short(want.Manifest.Config.Digest), short(got.Manifest.Config.Digest), f))
+		}
 	}
 	return out
+}
+
+// maxFieldDiffs bounds what configFields reports: a config rewritten from
+// end to end says so in a few lines, not hundreds.
+const maxFieldDiffs = 8
+
+// configFields names, by JSON path, the config fields that differ, for what
+// the comparisons above do not look at (history, platform, fields of other
+// tools).
+func configFields(want, got Image) []string {
+	w, g := configTree(want), configTree(got)
+	var out []string
+	jsonDiff("", w, g, &out)
+	if len(out) > maxFieldDiffs {
+		out = append(out[:maxFieldDiffs], fmt.Sprintf("and %d more", len(out)-maxFieldDiffs))
+	}
+	return out
+}
+
+func configTree(img Image) any {
+	raw := img.RawConfig
+	if raw == nil {
+		raw, _ = json.Marshal(img.Config)
+	}
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		return nil
+	}
+	return tree
+}
+
+func jsonDiff(path string, w, g any, out *[]string) {
+	switch wv := w.(type) {
+	case map[string]any:
+		if gv, ok := g.(map[string]any); ok {
+			for _, k := range slices.Sorted(maps.Keys(union2(wv, gv))) {
+				jsonDiff(path+"."+k, wv[k], gv[k], out)
+			}
+			return
+		}
+	case []any:
+		if gv, ok := g.([]any); ok {
+			for i := range max(len(wv), len(gv)) {
+				var a, b any
+				if i < len(wv) {
+					a = wv[i]
+				}
+				if i < len(gv) {
+					b = gv[i]
+				}
+				jsonDiff(fmt.Sprintf("%s[%d]", path, i), a, b, out)
+			}
+			return
+		}
+	}
+	if !reflect.DeepEqual(w, g) {
+		*out = append(*out, fmt.Sprintf("%s is %s in the release, %s rebuilt", strings.TrimPrefix(path, "."), brief(w), brief(g)))
+	}
+}
+
+func brief(v any) string {
+	if v == nil {
+		return "absent"
+	}
+	raw, _ := json.Marshal(v)
+	s := string(raw)
+	if len(s) > 120 {
+		s = s[:120] + "…"
+	}
+	return s
+}
+
+func union2(a, b map[string]any) map[string]bool {
+	u := map[string]bool{}
+	for k := range a {
+		u[k] = true
+	}
+	for k := range b {
+		u[k] = true
+	}
+	return u
 }
 
 // madeBy is each layer's history entry's created_by, in layer order.

@@ -67,3 +67,26 @@ func TestDiffNamesTheLayerThatChanged(t *testing.T) {
 		t.Fatalf("a recompressed layer: %v", d)
 	}
 }
+
+// A config that differs only where Diff has no comparison of its own (a
+// history entry, a field another tool wrote) is named by its JSON path.
+func TestDiffNamesTheConfigFieldThatChanged(t *testing.T) {
+	release := image(t, "base", "app")
+	rebuilt := image(t, "base", "app")
+	rebuilt.Config.History = append([]v1.History(nil), rebuilt.Config.History...)
+	rebuilt.Config.History[1].CreatedBy = "COPY app # again"
+	rebuilt.Manifest.Config.Digest.Hex = strings.Repeat("1", 64)
+	d := Diff(release, rebuilt)
+	if len(d) != 1 || !strings.Contains(d[0], `history[1].created_by is "COPY app" in the release, "COPY app # again" rebuilt`) {
+		t.Fatalf("a history entry: %v", d)
+	}
+
+	other := image(t, "base", "app")
+	other.RawConfig = []byte(`{"architecture":"amd64","os":"linux","moby.buildkit.cache.v0":"x"}`)
+	release.RawConfig = []byte(`{"architecture":"amd64","os":"linux"}`)
+	other.Manifest.Config.Digest.Hex = strings.Repeat("2", 64)
+	d = Diff(release, other)
+	if len(d) != 1 || !strings.Contains(d[0], `moby.buildkit.cache.v0 is absent in the release, "x" rebuilt`) {
+		t.Fatalf("a field v1.ConfigFile does not know: %v", d)
+	}
+}

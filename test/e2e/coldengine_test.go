@@ -44,7 +44,11 @@ func platformImage(t *testing.T, dir string, platform string) reproducible.Image
 	if err != nil {
 		t.Fatal(err)
 	}
-	return reproducible.Image{Manifest: *mf, Config: *cf}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reproducible.Image{Manifest: *mf, Config: *cf, RawConfig: raw}
 }
 
 // An engine that shares no cache with the one that built a release builds
