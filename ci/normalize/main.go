@@ -16,7 +16,9 @@
 //     Layers with nothing to clamp keep their blobs, so base layers keep
 //     the digests their registry gave them.
 //   - the config's created time and every history entry's are set to the
-//     source date (the exporter writes its cache records' creation times);
+//     source date (the exporter writes its cache records' creation times),
+//     and the history entries the exporter made up lose their created_by
+//     (its cache records' descriptions; see exporterComment);
 //   - the index lists its platforms in a fixed order (the exporter's order
 //     is a Go map's), and index.json carries no export time.
 //
@@ -85,6 +87,14 @@ type options struct {
 	labels  map[string]string // set in every image config
 	relabel bool              // labels only: layers and times were done before
 }
+
+// exporterComment marks the history entries BuildKit's exporter writes for
+// layers the config has none for. Their created_by is the description of
+// the engine's cache record holding the layer, which names whatever made
+// that content first on this engine: a base layer that two images share
+// says "pulled from" whichever of them the engine pulled first, which
+// depends on the order parallel steps ran in.
+const exporterComment = "buildkit.exporter.image.v0"
 
 const (
 	ociIndex    = "application/vnd.oci.image.index.v1+json"
@@ -316,6 +326,9 @@ func (l *layout) manifest(digest string) (descriptor, error) {
 		for _, h := range hist {
 			if entry, ok := h.(map[string]any); ok {
 				entry["created"] = stamp
+				if entry["comment"] == exporterComment {
+					delete(entry, "created_by")
+				}
 			}
 		}
 	}

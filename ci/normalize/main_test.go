@@ -61,7 +61,10 @@ func gunzip(t *testing.T, b []byte) []byte {
 // writeLayout is a two-platform layout as the exporter writes it: a base
 // layer, a layer made "now" (the build's time), configs with export times,
 // and the platforms in the given order.
-func writeLayout(t *testing.T, now time.Time, armFirst bool) string {
+//
+// The base layer's history entry is the exporter's own, with the engine's
+// description of where the layer came from (pulledFrom).
+func writeLayout(t *testing.T, now time.Time, armFirst bool, pulledFrom string) string {
 	t.Helper()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
@@ -76,7 +79,7 @@ func writeLayout(t *testing.T, now time.Time, armFirst bool) string {
 		built := gzLayer(t, gzip.BestSpeed, entry{"usr/local/bin/", now, ""}, entry{"app/", epoch, ""})
 		bd, ld := put(base), put(built)
 		cfg, _ := json.Marshal(map[string]any{"architecture": arch, "os": "linux", "created": now,
-			"history": []any{map[string]any{"created": now.Add(-time.Hour)}, map[string]any{"created": now, "created_by": "copy"}},
+			"history": []any{map[string]any{"created": now.Add(-time.Hour), "created_by": "pulled from " + pulledFrom, "comment": exporterComment}, map[string]any{"created": now, "created_by": "COPY app /app", "comment": "buildkit.dockerfile.v0"}},
 			"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{sha(gunzip(t, base)), sha(gunzip(t, built))}},
 			"config":  map[string]any{"Labels": map[string]string{"org.opencontainers.image.created": "2023-11-14T22:13:20Z"}}})
 		cd := put(cfg)
@@ -103,8 +106,9 @@ func writeLayout(t *testing.T, now time.Time, armFirst bool) string {
 }
 
 func TestTwoBuildsAtOtherTimesNormalizeToOneDigest(t *testing.T) {
-	a := writeLayout(t, time.Date(2026, 12, 2, 6, 11, 7, 123456789, time.UTC), false)
-	b := writeLayout(t, time.Date(2026, 12, 2, 6, 18, 19, 0, time.UTC), true)
+	// The second engine pulled the base layer for another image first.
+	a := writeLayout(t, time.Date(2026, 12, 2, 6, 11, 7, 123456789, time.UTC), false, "docker.io/library/node:20-slim")
+	b := writeLayout(t, time.Date(2026, 12, 2, 6, 18, 19, 0, time.UTC), true, "docker.io/library/node:20")
 	da, err := normalize(a, epoch, options{})
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +154,10 @@ func TestTwoBuildsAtOtherTimesNormalizeToOneDigest(t *testing.T) {
 		cfgRaw, _ := l.read(mf.Config.Digest)
 		var cfg struct {
 			Created time.Time
-			History []struct{ Created time.Time }
+			History []struct {
+				Created   time.Time
+				CreatedBy string `json:"created_by"`
+			}
 			RootFS  struct {
 				DiffIDs []string `json:"diff_ids"`
 			} `json:"rootfs"`
@@ -158,6 +165,9 @@ func TestTwoBuildsAtOtherTimesNormalizeToOneDigest(t *testing.T) {
 		json.Unmarshal(cfgRaw, &cfg)
 		if !cfg.Created.Equal(epoch) || !cfg.History[0].Created.Equal(epoch) || !cfg.History[1].Created.Equal(epoch) {
 			t.Errorf("config times not the source date: %s", cfgRaw)
+		}
+		if cfg.History[0].CreatedBy != "" || cfg.History[1].CreatedBy != "COPY app /app" {
+			t.Errorf("history: the exporter's description should go, the build's step stay: %s", cfgRaw)
 		}
 		for i, ld := range mf.Layers {
 			refs[ld.Digest] = true
@@ -199,12 +209,12 @@ func TestTwoBuildsAtOtherTimesNormalizeToOneDigest(t *testing.T) {
 // with the labels in every config and the unlabelled blobs gone.
 func TestRelabelGivesWhatOnePassGives(t *testing.T) {
 	labels := map[string]string{"org.opencontainers.image.version": "v1.0.1", "org.opencontainers.image.title": "web"}
-	one := writeLayout(t, time.Date(2026, 12, 2, 6, 11, 7, 0, time.UTC), false)
+	one := writeLayout(t, time.Date(2026, 12, 2, 6, 11, 7, 0, time.UTC), false, "docker.io/library/node:20-slim")
 	want, err := normalize(one, epoch, options{labels: labels})
 	if err != nil {
 		t.Fatal(err)
 	}
-	two := writeLayout(t, time.Date(2026, 12, 2, 7, 1, 2, 0, time.UTC), true)
+	two := writeLayout(t, time.Date(2026, 12, 2, 7, 1, 2, 0, time.UTC), true, "docker.io/library/node:20-slim")
 	unlabelled, err := normalize(two, epoch, options{})
 	if err != nil {
 		t.Fatal(err)
