@@ -88,7 +88,7 @@ func (m *BotCore) exportLayout(ctx context.Context, unlabelled []*dagger.Contain
 		return ociLayout{}, fmt.Errorf("botcore-normalize printed %q: %w", digest, err)
 	}
 	var index v1.IndexManifest
-	if err := l.readJSON(ctx, blobPath(idx), &index); err != nil {
+	if _, err := l.readJSON(ctx, blobPath(idx), &index); err != nil {
 		return ociLayout{}, err
 	}
 	for _, d := range index.Manifests {
@@ -96,7 +96,7 @@ func (m *BotCore) exportLayout(ctx context.Context, unlabelled []*dagger.Contain
 			continue // attestation manifests, not images
 		}
 		var mf v1.Manifest
-		if err := l.readJSON(ctx, blobPath(d.Digest), &mf); err != nil {
+		if _, err := l.readJSON(ctx, blobPath(d.Digest), &mf); err != nil {
 			return ociLayout{}, err
 		}
 		size := mf.Config.Size
@@ -131,15 +131,16 @@ func (m *BotCore) goTool(name, source string, p dagger.Platform) *dagger.File {
 // layoutReader reads an OCI layout's JSON blobs in the engine.
 type layoutReader struct{ dir *dagger.Directory }
 
-func (l *layoutReader) readJSON(ctx context.Context, path string, v any) error {
+// readJSON decodes the file at path into v and returns its bytes as stored.
+func (l *layoutReader) readJSON(ctx context.Context, path string, v any) ([]byte, error) {
 	s, err := l.dir.File(path).Contents(ctx)
 	if err != nil {
-		return fmt.Errorf("OCI layout %s: %w", path, err)
+		return nil, fmt.Errorf("OCI layout %s: %w", path, err)
 	}
 	if err := json.Unmarshal([]byte(s), v); err != nil {
-		return fmt.Errorf("OCI layout %s: %w", path, err)
+		return nil, fmt.Errorf("OCI layout %s: %w", path, err)
 	}
-	return nil
+	return []byte(s), nil
 }
 
 func blobPath(d v1.Hash) string { return "blobs/" + d.Algorithm + "/" + d.Hex }

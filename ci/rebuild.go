@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -186,14 +185,14 @@ func shortSHA(s string) string {
 func layoutImages(ctx context.Context, dir *dagger.Directory) (string, map[string]reproducible.Image, error) {
 	l := &layoutReader{dir: dir}
 	var root v1.IndexManifest
-	if err := l.readJSON(ctx, "index.json", &root); err != nil {
+	if _, err := l.readJSON(ctx, "index.json", &root); err != nil {
 		return "", nil, err
 	}
 	if len(root.Manifests) != 1 {
 		return "", nil, fmt.Errorf("OCI layout: want one entry in index.json, found %d", len(root.Manifests))
 	}
 	var idx v1.IndexManifest
-	if err := l.readJSON(ctx, blobPath(root.Manifests[0].Digest), &idx); err != nil {
+	if _, err := l.readJSON(ctx, blobPath(root.Manifests[0].Digest), &idx); err != nil {
 		return "", nil, err
 	}
 	imgs := map[string]reproducible.Image{}
@@ -202,17 +201,14 @@ func layoutImages(ctx context.Context, dir *dagger.Directory) (string, map[strin
 			continue
 		}
 		var img reproducible.Image
-		if err := l.readJSON(ctx, blobPath(d.Digest), &img.Manifest); err != nil {
+		if _, err := l.readJSON(ctx, blobPath(d.Digest), &img.Manifest); err != nil {
 			return "", nil, err
 		}
-		raw, err := l.dir.File(blobPath(img.Manifest.Config.Digest)).Contents(ctx)
+		raw, err := l.readJSON(ctx, blobPath(img.Manifest.Config.Digest), &img.Config)
 		if err != nil {
-			return "", nil, fmt.Errorf("OCI layout: %w", err)
+			return "", nil, err
 		}
-		if err := json.Unmarshal([]byte(raw), &img.Config); err != nil {
-			return "", nil, fmt.Errorf("OCI layout %s: %w", blobPath(img.Manifest.Config.Digest), err)
-		}
-		img.RawConfig = []byte(raw)
+		img.RawConfig = raw
 		imgs[d.Platform.String()] = img
 	}
 	return root.Manifests[0].Digest.String(), imgs, nil

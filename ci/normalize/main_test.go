@@ -158,7 +158,7 @@ func TestTwoBuildsAtOtherTimesNormalizeToOneDigest(t *testing.T) {
 				Created   time.Time
 				CreatedBy string `json:"created_by"`
 			}
-			RootFS  struct {
+			RootFS struct {
 				DiffIDs []string `json:"diff_ids"`
 			} `json:"rootfs"`
 		}

@@ -112,7 +112,7 @@ func jsonDiff(path string, w, g any, out *[]string) {
 	switch wv := w.(type) {
 	case map[string]any:
 		if gv, ok := g.(map[string]any); ok {
-			for _, k := range slices.Sorted(maps.Keys(union2(wv, gv))) {
+			for _, k := range slices.Sorted(maps.Keys(union(wv, gv))) {
 				jsonDiff(path+"."+k, wv[k], gv[k], out)
 			}
 			return
@@ -147,17 +147,6 @@ func brief(v any) string {
 		s = s[:120] + "…"
 	}
 	return s
-}
-
-func union2(a, b map[string]any) map[string]bool {
-	u := map[string]bool{}
-	for k := range a {
-		u[k] = true
-	}
-	for k := range b {
-		u[k] = true
-	}
-	return u
 }
 
 // madeBy is each layer's history entry's created_by, in layer order.
@@ -196,10 +185,10 @@ func short(h v1.Hash) string {
 	return h.String()
 }
 
-func union(a, b map[string]string) map[string]string {
+func union[V any](a, b map[string]V) map[string]V {
 	u := maps.Clone(a)
 	if u == nil {
-		u = map[string]string{}
+		u = map[string]V{}
 	}
 	maps.Copy(u, b)
 	return u
