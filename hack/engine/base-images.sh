@@ -76,7 +76,7 @@ npm_tarball() {
 build_one() { # names suite arches variant packages [npm]
   local names=$1 suite=$2 arches=$3 variant=$4 pkgs=$5 npm=${6:-}
   # Keyed by content only: renaming an image or adding an alias reuses the build.
-  local recipe=("$suite" "$arches" "$variant" "$pkgs" "$(mmdebstrap --version)" $npm)
+  local recipe=("$suite" "$arches" "$variant" "$pkgs" "$(mmdebstrap --version)" "$(declare -f rootfs)" $npm)
   [ "$variant" = distroless ] && recipe+=("$(distroless_hooks)")
   local k; k=$(key "$ENGINE_SRC/mkimage/main.go" -- "${recipe[@]}")
   local dir=$BOTCORE_CACHE/images/$k
@@ -114,8 +114,9 @@ build_one() { # names suite arches variant packages [npm]
 # Built once, before the parallel image jobs below use it.
 [ -z "$(host_certs)" ] || trustlayer_bin >/dev/null
 
-# Two images at a time: an arm64 root filesystem builds under QEMU on one
-# core while its amd64 twin finishes early, so a second image fills the gap.
+# Two images at a time, in images.txt's order (longest first): an arm64 root
+# filesystem builds under QEMU on one core while its amd64 twin finishes
+# early, so a second image fills the gap, and the short ones fill the end.
 jobs=0
 while read -r names suite arches variant pkgs npm; do
   if [ "$jobs" -ge 2 ]; then wait -n || exit 1; jobs=$((jobs - 1)); fi

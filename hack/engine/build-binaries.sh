@@ -16,7 +16,7 @@ if [ "${1:-}" != --image-tools ]; then
   want+=(dagger-engine:github.com/dagger/dagger/cmd/engine dagger:github.com/dagger/dagger/cmd/dagger
     dagger-init:github.com/dagger/dagger/cmd/init dnsname:github.com/dagger/dagger/cmd/dnsname
     dialstdio:github.com/dagger/dagger/cmd/dialstdio codegen:github.com/dagger/dagger/cmd/codegen)
-  log "building Dagger $DAGGER_VERSION from the Go module proxy (cold: about 8 min alone on 2 cores, 15 beside the base images)"
+  log "building Dagger $DAGGER_VERSION from the Go module proxy (cold: about 5 min on 2 cores beside the base images)"
 fi
 mkdir -p "$out"
 cd "$ENGINE_SRC"

@@ -16,7 +16,7 @@ digest() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mani
 print() { local l; l=$(trusted "$dir/layout"); echo "$l $(digest "$l")"; }
 if [ -f "$dir/.complete" ]; then print; exit 0; fi
 
-log "Go SDK image (Debian bookworm + Go $(go_version) + codegen), ~90 s"
+log "Go SDK image (Debian bookworm + Go $(go_version) + codegen), about 2 min"
 rm -rf "$dir"; mkdir -p "$dir"
 src=$(mktemp); sources_for bookworm >"$src"
 logged go-sdk-rootfs env SOURCE_DATE_EPOCH=0 mmdebstrap --variant=minbase --format=tar --architectures=amd64 \

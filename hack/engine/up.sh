@@ -36,7 +36,7 @@ engine_alive() {
 }
 
 registry_alive() {
-  running "$RUN_DIR/registry.pid" && curl -fsS -o /dev/null --max-time 2 "http://$REGISTRY_ADDR/v2/"
+  running "$RUN_DIR/registry.pid" && curl -fs -o /dev/null --max-time 2 "http://$REGISTRY_ADDR/v2/"
 }
 
 # Everything hack/engine is made from: any change takes the slow path below.
@@ -166,17 +166,25 @@ start_registry() {
     for i in $(seq 50); do registry_alive && break; sleep 0.1; done
     registry_alive || { tail -n 20 "$RUN_DIR/logs/registry.log" >&2; die "the registry did not start (log: $RUN_DIR/logs/registry.log)"; }
   fi
-  # crane's registry keeps manifests in memory: push whatever this registry
-  # process has not seen yet (blobs are on disk, so a re-push only sends manifests).
-  local layout names n
   touch "$RUN_DIR/registry.pushed"
-  while read -r layout names; do
-    grep -qxF "$layout $names" "$RUN_DIR/registry.pushed" && continue
-    for n in ${names//,/ }; do
-      logged "push-${n//[\/:]/_}" "$bin/crane" push --index "$layout" "$REGISTRY_ADDR/$n"
-    done
-    echo "$layout $names" >>"$RUN_DIR/registry.pushed"
-  done <"$RUN_DIR/images.list"
+}
+
+# push_image BIN LAYOUT NAMES: pushes a layout under its names unless this
+# registry process has it already. crane's registry keeps manifests in
+# memory, so a restarted registry takes every image again (blobs are on disk:
+# a re-push only sends manifests).
+push_image() {
+  local bin=$1 layout=$2 names=$3 n
+  grep -qxF "$layout $names" "$RUN_DIR/registry.pushed" && return
+  for n in ${names//,/ }; do
+    logged "push-${n//[\/:]/_}" "$bin/crane" push --index "$layout" "$REGISTRY_ADDR/$n"
+  done
+  echo "$layout $names" >>"$RUN_DIR/registry.pushed"
+}
+
+push_images() { # bin: whatever images.list has that the registry has not
+  local layout names
+  while read -r layout names; do push_image "$1" "$layout" "$names"; done <"$RUN_DIR/images.list"
 }
 
 # ensure_room GIB: leave room for a run that writes GIB without reaching the
@@ -283,8 +291,17 @@ main() {
   # SDK image (which needs Dagger's codegen) after that, beside them.
   [ -x "$(bin_dir)/mkimage" ] || log "building crane and mkimage from the Go module proxy (the base images need them)"
   t=$SECONDS; "$ENGINE_SRC/build-binaries.sh" --image-tools >/dev/null; took "image tools" $t
+  # The registry takes each base image as soon as it is built, so the pushes
+  # overlap the builds still running instead of adding up at the end.
+  local tools; tools=$(bin_dir)
+  start_registry "$tools"
   t=$SECONDS
-  ( "$ENGINE_SRC/base-images.sh" >"$RUN_DIR/images.list"; rc=$?; echo $((SECONDS - t)) >"$RUN_DIR/images.seconds"; exit $rc ) &
+  : >"$RUN_DIR/images.list"
+  ( "$ENGINE_SRC/base-images.sh" | while read -r layout names; do
+      echo "$layout $names" >>"$RUN_DIR/images.list"
+      push_image "$tools" "$layout" "$names"
+    done
+    rc=$?; echo $((SECONDS - t)) >"$RUN_DIR/images.seconds"; exit $rc ) &
   local images_pid=$!
   local bin; bin=$("$ENGINE_SRC/build-binaries.sh") || { wait "$images_pid" || true; exit 1; }
   took binaries $t
@@ -296,7 +313,7 @@ main() {
   # The SDK image (Debian bookworm + the host's Go) doubles as the stand-in
   # for golang:1.26-bookworm, in which the pipeline builds the botcore CLI.
   echo "$content library/golang:1.26-bookworm" >>"$RUN_DIR/images.list"
-  t=$SECONDS; start_registry "$bin"; took registry $t
+  t=$SECONDS; push_images "$bin"; took registry $t
   t=$SECONDS; start_engine "$bin" "$content" "$digest"; took engine $t
   install_cli "$bin"
   recipe >"$RUN_DIR/up.state"

@@ -80,9 +80,11 @@ func image(platform v1.Platform, layerFiles []string, workdir string, env, cmd [
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	for _, f := range layerFiles {
 		// BestSpeed: these layers are pushed to a registry on loopback, where
-		// compression time matters more than bytes.
+		// compression time matters more than bytes. Caching: the layer is
+		// gzipped once for its digest and would be again for the layout; the
+		// largest (the Rust toolchain) is ~0.5 GB compressed, memory we have.
 		l, err := tarball.LayerFromFile(f, tarball.WithMediaType(types.OCILayer),
-			tarball.WithCompressionLevel(gzip.BestSpeed))
+			tarball.WithCompressionLevel(gzip.BestSpeed), tarball.WithCompressedCaching)
 		if err != nil {
 			return nil, err
 		}
