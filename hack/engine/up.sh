@@ -293,17 +293,18 @@ main() {
   t=$SECONDS; "$ENGINE_SRC/build-binaries.sh" --image-tools >/dev/null; took "image tools" $t
   # The registry takes each base image as soon as it is built, so the pushes
   # overlap the builds still running instead of adding up at the end.
-  local tools; tools=$(bin_dir)
-  start_registry "$tools"
+  local bin; bin=$(bin_dir)
+  start_registry "$bin"
   t=$SECONDS
   : >"$RUN_DIR/images.list"
+  # set -e: a failed build or push ends this subshell before its figure.
   ( "$ENGINE_SRC/base-images.sh" | while read -r layout names; do
       echo "$layout $names" >>"$RUN_DIR/images.list"
-      push_image "$tools" "$layout" "$names"
+      push_image "$bin" "$layout" "$names"
     done
-    rc=$?; echo $((SECONDS - t)) >"$RUN_DIR/images.seconds"; exit $rc ) &
+    echo $((SECONDS - t)) >"$RUN_DIR/images.seconds" ) &
   local images_pid=$!
-  local bin; bin=$("$ENGINE_SRC/build-binaries.sh") || { wait "$images_pid" || true; exit 1; }
+  "$ENGINE_SRC/build-binaries.sh" >/dev/null || { wait "$images_pid" || true; exit 1; }
   took binaries $t
   t=$SECONDS; "$ENGINE_SRC/sdk-image.sh" >"$RUN_DIR/sdk.out" || { wait "$images_pid" || true; exit 1; }
   took "Go SDK image" $t
